@@ -1,0 +1,40 @@
+# clipbridge: `make test` runs the suite, `make run` the service. Both set up what they need.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+
+.PHONY: test run lint bench clean deps-system
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e ".[test]"
+	touch $(STAMP)
+
+# mosquitto is a system program the MQTT tests start themselves; install it when we can, else say what to do.
+deps-system:
+	@if ! command -v mosquitto >/dev/null 2>&1 && [ ! -x /usr/sbin/mosquitto ]; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "installing mosquitto with apt-get"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mosquitto mosquitto-clients; \
+	  else \
+	    echo "mosquitto is missing: install it (Debian/Ubuntu: sudo apt-get install mosquitto mosquitto-clients)"; \
+	    exit 1; \
+	  fi; \
+	fi
+
+test: $(STAMP) deps-system
+	$(PY) -m ruff check clipbridge tests bench
+	$(PY) -m ruff format --check clipbridge tests bench
+	$(PY) -m pytest
+
+run: $(STAMP)
+	$(VENV)/bin/clipbridge --config config.yaml index
+
+lint: $(STAMP)
+	$(PY) -m ruff check clipbridge tests bench
+	$(PY) -m ruff format --check clipbridge tests bench
+
+clean:
+	rm -rf $(VENV) .pytest_cache

@@ -1,0 +1,3 @@
+from clipbridge.cli import main
+
+raise SystemExit(main())

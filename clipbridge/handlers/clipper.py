@@ -1,0 +1,227 @@
+"""Turn a clip request into a clip file: probe the candidates, plan, run FFmpeg, measure the output, annotate."""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import logging
+import os
+import shutil
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, Literal
+
+from clipbridge.config import ClipsConfig, RecordingsConfig
+from clipbridge.errors import ClipError
+from clipbridge.handlers.annotations import write_annotations
+from clipbridge.handlers.ffmpeg import MP4_AUDIO, clip_argv, concat_playlist, run_command
+from clipbridge.handlers.index import RecordingsIndex
+from clipbridge.handlers.planner import Footage, Plan, Window, plan_clip
+from clipbridge.handlers.probe import probe_file
+
+logger = logging.getLogger(__name__)
+TMP_DIR = ".tmp"
+
+
+@dataclass(frozen=True)
+class ClipRequest:
+    clip_id: str
+    camera_id: str
+    window: Window
+    event_id: str | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+    source: str = "cli"
+
+
+@dataclass(frozen=True)
+class ClipOutcome:
+    status: Literal["done", "partial"]
+    video_path: Path
+    annotation_paths: dict[str, Path]
+    record: dict[str, Any]  # what the annotation files hold
+    ffmpeg_seconds: float
+
+
+def iso(t: datetime) -> str:
+    return t.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def clip_basename(camera_id: str, incident: datetime, clip_id: str) -> str:
+    return f"{camera_id}_{incident.astimezone(UTC):%Y%m%d_%H%M%S}_{clip_id}"
+
+
+class Clipper:
+    def __init__(
+        self, *, index: RecordingsIndex, clips: ClipsConfig, recordings: RecordingsConfig, ffmpeg: str
+    ) -> None:
+        self._index = index
+        self._clips = clips
+        self._recordings = recordings
+        self._ffmpeg = ffmpeg
+
+    def remove_temp_files(self) -> int:
+        """Delete what a crash mid-FFmpeg left behind; finished clips are never in the temp folder."""
+        tmp = self._clips.output_dir / TMP_DIR
+        if not tmp.is_dir():
+            return 0
+        removed = 0
+        for entry in tmp.iterdir():
+            entry.unlink(missing_ok=True)
+            removed += 1
+        return removed
+
+    def gather(self, camera_id: str, window: Window) -> list[Footage]:
+        """Probe the segments that may overlap the window; unreadable ones come back with their problem."""
+        if not self._index.has_camera(camera_id):
+            raise ClipError("unknown_camera", f"no recordings are known for camera {camera_id!r}")
+        footage: list[Footage] = []
+        for seg in self._index.candidates(camera_id, window.start, window.end):
+            try:
+                footage.append(Footage(seg.path, seg.start, self._index.probe(seg)))
+            except ClipError as exc:
+                if exc.code == "segment_missing":
+                    continue  # deleted by the recorder's retention: a gap, reported by the planner
+                logger.warning("segment %s is unusable: %s", seg.path, exc.message)
+                footage.append(Footage(seg.path, seg.start, None, exc.message))
+        return footage
+
+    def make_clip(self, request: ClipRequest) -> ClipOutcome:
+        footage = self.gather(request.camera_id, request.window)
+        plan = plan_clip(
+            request.window, footage, trim=self._clips.trim, gap_tolerance=self._recordings.gap_tolerance_seconds
+        )
+        created_at = datetime.now(UTC)
+        basename = clip_basename(request.camera_id, request.window.incident, request.clip_id)
+        video_path, measured, ffmpeg_seconds = self._render(plan, basename, request.clip_id)
+        status: Literal["done", "partial"] = "partial" if plan.gaps else "done"
+        record = self._record(request, plan, video_path, measured, created_at, status)
+        try:
+            annotation_paths = write_annotations(record, self._clips.annotations_dir, basename)
+        except OSError as exc:
+            video_path.unlink(missing_ok=True)
+            raise _storage_error(exc, self._clips.annotations_dir) from exc
+        return ClipOutcome(status, video_path, annotation_paths, record, ffmpeg_seconds)
+
+    def _render(self, plan: Plan, basename: str, clip_id: str) -> tuple[Path, float, float]:
+        out_dir = self._clips.output_dir
+        tmp_dir = out_dir / TMP_DIR
+        playlist = tmp_dir / f"{clip_id}.ffconcat"
+        tmp_video = tmp_dir / f"{basename}.mp4"
+        final = out_dir / f"{basename}.mp4"
+        first = plan.items[0].footage.info
+        assert first is not None
+        try:
+            tmp_dir.mkdir(parents=True, exist_ok=True)
+            playlist.write_text(concat_playlist(plan.items), encoding="utf-8")
+        except OSError as exc:
+            raise _storage_error(exc, out_dir) from exc
+        try:
+            argv = clip_argv(
+                self._ffmpeg,
+                playlist,
+                tmp_video,
+                video_codec=first.params.video_codec,
+                audio_codec=first.params.audio_codec,
+            )
+            run = run_command(argv, timeout=self._clips.ffmpeg_timeout_seconds)
+            if run.returncode != 0:
+                raise self._ffmpeg_error(plan, run.returncode, run.stderr_tail)
+            try:
+                measured = probe_file(tmp_video, max_duration=self._clips.max_duration_seconds * 2 + 3600).duration
+            except ClipError as exc:
+                raise ClipError("ffmpeg_failed", f"FFmpeg wrote an unreadable clip: {exc.message}") from exc
+            try:
+                os.replace(tmp_video, final)
+            except OSError as exc:
+                raise _storage_error(exc, out_dir) from exc
+            return final, measured, run.seconds
+        finally:
+            playlist.unlink(missing_ok=True)
+            tmp_video.unlink(missing_ok=True)
+
+    def _ffmpeg_error(self, plan: Plan, code: int, tail: str) -> ClipError:
+        missing = [i.footage.path.name for i in plan.items if not i.footage.path.exists()]
+        if missing:
+            return ClipError(
+                "segment_missing", f"{', '.join(missing)} deleted while the clip was being cut", retryable=True
+            )
+        if "No space left" in tail or "Read-only file system" in tail or "Permission denied" in tail:
+            return ClipError("storage_error", f"cannot write to {self._clips.output_dir}: {tail}")
+        return ClipError("ffmpeg_failed", f"FFmpeg exited with status {code}: {tail or 'no error output'}")
+
+    def _record(
+        self,
+        request: ClipRequest,
+        plan: Plan,
+        video_path: Path,
+        measured: float,
+        created_at: datetime,
+        status: str,
+    ) -> dict[str, Any]:
+        sources = []
+        for item in plan.items:
+            f = item.footage
+            assert f.info is not None
+            sources.append(
+                {
+                    "file_path": str(f.path),
+                    "filename": f.path.name,
+                    "start_time": iso(f.start),
+                    "end_time": iso(f.end),
+                    "file_size": _size(f.path),
+                    "inpoint": item.inpoint,
+                    "outpoint": item.outpoint,
+                }
+            )
+        params = plan.items[0].footage.info.params  # type: ignore[union-attr]
+        audio = params.audio_codec
+        return {
+            "clip_id": request.clip_id,
+            "event_id": request.event_id,
+            "camera_id": request.camera_id,
+            "status": status,
+            "incident_time": iso(request.window.incident),
+            "requested_start": iso(request.window.start),
+            "requested_end": iso(request.window.end),
+            "actual_start": iso(plan.actual_start),
+            # The output's measured duration is the truth for the clip's length; its end follows from its start.
+            "actual_end": iso(plan.actual_start + timedelta(seconds=measured))
+            if not plan.gaps
+            else iso(plan.actual_end),
+            "duration_seconds": round(measured, 3),
+            "trim": self._clips.trim,
+            "video_file": video_path.name,
+            "file_size": video_path.stat().st_size,
+            "source_clips": sources,
+            "gaps": [
+                {"start": iso(g.start), "end": iso(g.end), "seconds": round(g.seconds, 3), "reason": g.reason}
+                for g in plan.gaps
+            ],
+            "codecs": {
+                "video": params.video_codec,
+                "audio": audio,
+                "audio_transcoded": audio is not None and audio not in MP4_AUDIO,
+                "width": params.width,
+                "height": params.height,
+            },
+            "metadata": request.metadata,
+            "created_at": iso(created_at),
+            "source": request.source,
+        }
+
+
+def _size(path: Path) -> int | None:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return None
+
+
+def _storage_error(exc: OSError, where: Path) -> ClipError:
+    reason = {errno.ENOSPC: "the disk is full", errno.EROFS: "it is read-only", errno.EACCES: "permission denied"}
+    detail = reason.get(exc.errno or 0, exc.strerror or str(exc))
+    free = ""
+    with contextlib.suppress(OSError):
+        free = f" ({shutil.disk_usage(where).free} bytes free)"
+    return ClipError("storage_error", f"cannot write to {where}: {detail}{free}", retryable=False)

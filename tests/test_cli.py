@@ -1,0 +1,83 @@
+"""`clipbridge clip` and `clipbridge index` as a user runs them: a subprocess with a config file."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+
+def run_cli(*args, cwd):
+    return subprocess.run(
+        [sys.executable, "-m", "clipbridge", *args], capture_output=True, text=True, cwd=cwd, timeout=120, check=False
+    )
+
+
+def write_config(tmp_path: Path, footage) -> Path:
+    path = tmp_path / "config.yaml"
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "recordings": {"sources": footage.sources()},
+                "clips": {"output_dir": "./videos", "annotations_dir": "./annotations"},
+            }
+        )
+    )
+    return path
+
+
+def test_clip_command_on_the_seed_example(tmp_path, footage):
+    config = write_config(tmp_path, footage)
+    proc = run_cli(
+        "--config",
+        str(config),
+        "clip",
+        "--camera",
+        "camera1",
+        "--timestamp",
+        "2025-08-29T14:30:15",
+        "--duration",
+        "20",
+        cwd=tmp_path,
+    )
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(proc.stdout)
+    assert result["status"] == "done"
+    assert (result["actual_start"], result["requested_end"]) == ("2025-08-29T14:30:00.000Z", "2025-08-29T14:30:20.000Z")
+    assert Path(result["video_path"]).parent == tmp_path / "videos"
+    assert Path(result["video_path"]).is_file()
+    assert sorted(Path(p).suffix for p in result["annotation_paths"].values()) == [".json", ".txt", ".yaml"]
+    assert all(Path(p).parent == tmp_path / "annotations" for p in result["annotation_paths"].values())
+
+
+def test_clip_command_errors_are_json_with_a_code(tmp_path, footage):
+    config = write_config(tmp_path, footage)
+    proc = run_cli(
+        "--config", str(config), "clip", "--camera", "../etc", "--timestamp", "2025-08-29T14:30:15", cwd=tmp_path
+    )
+    assert proc.returncode == 1
+    assert json.loads(proc.stdout)["error"]["code"] == "unsafe_camera_id"
+
+
+def test_bad_config_is_reported_on_stderr(tmp_path):
+    bad = tmp_path / "config.yaml"
+    bad.write_text("clips:\n  nonsense: 1\n")
+    proc = run_cli("--config", str(bad), "index", cwd=tmp_path)
+    assert proc.returncode == 2
+    assert "unknown key 'clips.nonsense'" in proc.stderr
+
+
+def test_index_command_lists_cameras_with_gaps(tmp_path, footage):
+    proc = run_cli("--config", str(write_config(tmp_path, footage)), "index", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    cameras = {c["camera_id"]: c for c in json.loads(proc.stdout)["cameras"]}
+    assert cameras["camera1"]["segments"] == 10
+    assert cameras["camera1"]["first_start"] == "2025-08-29T14:29:50.000Z"
+    assert cameras["camera1"]["last_end"] == "2025-08-29T14:30:40.000Z"
+    assert cameras["camera1"]["gaps"] == []
+    assert cameras["camgap"]["gaps"] == [
+        {"start": "2025-08-29T14:30:05.000Z", "end": "2025-08-29T14:30:10.000Z", "reason": "missing"}
+    ]
+    assert cameras["camcorrupt"]["unreadable"] == ["camcorrupt_20250829_143005.mp4"]
+    assert cameras["cam3"]["first_start"] == "2025-08-29T14:29:50.960Z"

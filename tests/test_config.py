@@ -1,0 +1,69 @@
+from pathlib import Path
+
+import pytest
+
+from clipbridge.config import load_config
+from clipbridge.errors import ClipError
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_repo_config_yaml_is_valid_and_resolves_paths_relative_to_itself():
+    config = load_config(ROOT / "config.yaml", env={})
+    assert config.clips.pre_seconds == 15 and config.clips.post_seconds == 5
+    assert config.recordings.sources[0].root == ROOT / "recordings"
+    assert config.store.path == ROOT / "data" / "clipbridge.db"
+
+
+def test_unknown_key_is_an_error_naming_the_key(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("clips:\n  pre_secs: 10\n")
+    with pytest.raises(ClipError) as err:
+        load_config(path, env={})
+    assert err.value.code == "config_error"
+    assert "clips.pre_secs" in err.value.message
+
+
+def test_environment_overrides_any_key(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("mqtt:\n  port: 1883\n")
+    env = {
+        "CLIPBRIDGE__MQTT__PORT": "1884",
+        "CLIPBRIDGE__CLIPS__TRIM": "segments",
+        "CLIPBRIDGE__MQTT__REQUEST_TOPICS": '["a/+", "b"]',
+        "UNRELATED": "x",
+    }
+    config = load_config(path, env=env)
+    assert config.mqtt.port == 1884
+    assert config.clips.trim == "segments"
+    assert config.mqtt.request_topics == ["a/+", "b"]
+
+
+def test_config_path_from_environment_variable(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("clips:\n  workers: 5\n")
+    assert load_config(None, env={"CLIPBRIDGE_CONFIG": str(path)}).clips.workers == 5
+
+
+@pytest.mark.parametrize(
+    ("text", "needle"),
+    [
+        ("recordings:\n  sources:\n    - root: /x\n      timezone: Mars/Base\n", "Mars/Base"),
+        ("recordings:\n  sources:\n    - root: /x\n      layout: '%Y%m%d'\n", "camera_id"),
+        ("clips:\n  trim: fast\n", "clips.trim"),
+        ("- a\n- b\n", "mapping"),
+        ("clips: [\n", "not valid YAML"),
+    ],
+)
+def test_bad_values_are_named(tmp_path, text, needle):
+    path = tmp_path / "c.yaml"
+    path.write_text(text)
+    with pytest.raises(ClipError) as err:
+        load_config(path, env={})
+    assert needle in err.value.message
+
+
+def test_unknown_env_key_is_an_error():
+    with pytest.raises(ClipError) as err:
+        load_config(None, env={"CLIPBRIDGE__CLIPS__PRE_SECS": "3"})
+    assert "clips.pre_secs" in err.value.message
