@@ -30,7 +30,7 @@ test: $(STAMP) deps-system
 	$(PY) -m pytest
 
 run: $(STAMP)
-	$(VENV)/bin/clipbridge --config config.yaml index
+	$(VENV)/bin/clipbridge --config config.yaml run
 
 lint: $(STAMP)
 	$(PY) -m ruff check clipbridge tests bench

@@ -25,6 +25,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--config", type=Path, help="config file (default: $CLIPBRIDGE_CONFIG, else built-in defaults)")
     sub = p.add_subparsers(dest="command", required=True)
 
+    sub.add_parser("run", help="run the MQTT bridge, the clip workers and the HTTP side-app")
+
     clip = sub.add_parser("clip", help="cut one clip locally (no broker) and print the result JSON")
     clip.add_argument("--camera", required=True)
     clip.add_argument("--timestamp", required=True, help="ISO-8601 (naive = recordings time zone) or epoch seconds")
@@ -52,6 +54,10 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     setup_logging(config.logging)
     try:
+        if args.command == "run":
+            from clipbridge.service import run_service
+
+            return run_service(config)
         if args.command == "clip":
             return _clip(config, args)
         if args.command == "index":

@@ -50,6 +50,8 @@ class RecordingsConfig(_Section):
     gap_tolerance_seconds: float = Field(default=0.5, ge=0)
     # Probed durations outside (0, max] are treated as corrupt.
     max_segment_seconds: float = Field(default=3600.0, gt=0)
+    # A full rescan besides file-system events (missed events, network mounts, roots created later).
+    rescan_seconds: float = Field(default=60.0, gt=0)
 
 
 class ClipsConfig(_Section):

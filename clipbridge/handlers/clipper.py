@@ -7,6 +7,7 @@ import errno
 import logging
 import os
 import shutil
+import subprocess
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -59,6 +60,14 @@ class Clipper:
         self._clips = clips
         self._recordings = recordings
         self._ffmpeg = ffmpeg
+        self._running: set[subprocess.Popen[bytes]] = set()
+
+    def kill_running(self) -> int:
+        """Kill FFmpeg runs still in flight (shutdown past its grace period); their jobs fail and are requeued."""
+        procs = list(self._running)
+        for proc in procs:
+            proc.kill()
+        return len(procs)
 
     def remove_temp_files(self) -> int:
         """Delete what a crash mid-FFmpeg left behind; finished clips are never in the temp folder."""
@@ -124,7 +133,7 @@ class Clipper:
                 video_codec=first.params.video_codec,
                 audio_codec=first.params.audio_codec,
             )
-            run = run_command(argv, timeout=self._clips.ffmpeg_timeout_seconds)
+            run = run_command(argv, timeout=self._clips.ffmpeg_timeout_seconds, running=self._running)
             if run.returncode != 0:
                 raise self._ffmpeg_error(plan, run.returncode, run.stderr_tail)
             try:

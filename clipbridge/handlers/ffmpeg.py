@@ -71,19 +71,33 @@ class RunResult:
     stderr_tail: str
 
 
-def run_command(argv: Sequence[str], *, timeout: float) -> RunResult:
-    """Run argv (never through a shell); kill it past `timeout`; keep the last 2 kB of stderr."""
+def run_command(
+    argv: Sequence[str], *, timeout: float, running: set[subprocess.Popen[bytes]] | None = None
+) -> RunResult:
+    """Run argv (never through a shell); kill it past `timeout`; keep the last 2 kB of stderr.
+
+    While it runs, the process is in `running`, so a shutdown can kill what is still in flight.
+    """
     started = time.monotonic()
     try:
-        proc = subprocess.run(list(argv), stdin=subprocess.DEVNULL, capture_output=True, timeout=timeout, check=False)
+        proc = subprocess.Popen(list(argv), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    except OSError as exc:
+        raise ClipError("ffmpeg_failed", f"cannot start {argv[0]}: {exc.strerror}") from exc
+    if running is not None:
+        running.add(proc)
+    try:
+        _, stderr = proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired as exc:
-        tail = (exc.stderr or b"")[-2048:].decode("utf-8", "replace")
+        proc.kill()
+        _, stderr = proc.communicate()
+        tail = stderr[-2048:].decode("utf-8", "replace").strip()
         raise ClipError(
             "ffmpeg_timeout",
             f"{Path(argv[0]).name} did not finish within {timeout:g} s and was killed. {tail}".strip(),
             retryable=True,
         ) from exc
-    except OSError as exc:
-        raise ClipError("ffmpeg_failed", f"cannot start {argv[0]}: {exc.strerror}") from exc
-    tail = proc.stderr[-2048:].decode("utf-8", "replace").strip()
+    finally:
+        if running is not None:
+            running.discard(proc)
+    tail = stderr[-2048:].decode("utf-8", "replace").strip()
     return RunResult(proc.returncode, time.monotonic() - started, tail)

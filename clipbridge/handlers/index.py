@@ -154,6 +154,18 @@ class RecordingsIndex:
             hi = bisect.bisect_left(cam.starts, end.timestamp())
             return list(cam.segments[lo:hi])
 
+    def first_at_or_after(self, camera_id: str, t: datetime) -> SegmentFile | None:
+        with self._lock:
+            cam = self._cameras.get(camera_id)
+            if cam is None:
+                return None
+            i = bisect.bisect_left(cam.starts, t.timestamp())
+            return cam.segments[i] if i < len(cam.segments) else None
+
+    def counts(self) -> dict[str, int]:
+        with self._lock:
+            return {camera_id: len(cam.segments) for camera_id, cam in self._cameras.items()}
+
     def successor(self, seg: SegmentFile) -> SegmentFile | None:
         with self._lock:
             cam = self._cameras.get(seg.camera_id)

@@ -1,0 +1,169 @@
+"""A thin paho-mqtt 2.x adapter: callbacks translate and hand off to asyncio; nothing slow runs on paho's thread."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import ssl
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+from paho.mqtt.reasoncodes import ReasonCode
+
+from clipbridge.config import MqttConfig
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Incoming:
+    """One received PUBLISH. `generation` is the connection it arrived on: its mid means nothing on another."""
+
+    generation: int
+    mid: int
+    qos: int
+    topic: str
+    payload: bytes
+    response_topic: str | None
+    correlation: bytes | None
+    dup: bool
+
+
+class MqttBridge:
+    """Construct, then `start()` (connects in the background, paho reconnects with backoff), `stop()` at the end."""
+
+    def __init__(
+        self,
+        *,
+        config: MqttConfig,
+        loop: asyncio.AbstractEventLoop,
+        on_message: Callable[[Incoming], None],
+        on_connection: Callable[[bool], None],
+        on_puback: Callable[[int, bool], None],
+    ) -> None:
+        self._config = config
+        self._loop = loop
+        self._on_message = on_message
+        self._on_connection = on_connection
+        self._on_puback = on_puback
+        self._generation = 0
+        self._connected = False
+        self._client = self._build()
+
+    @property
+    def connected(self) -> bool:
+        return self._connected
+
+    def subscriptions(self) -> list[str]:
+        group = self._config.shared_group
+        return [f"$share/{group}/{t}" if group else t for t in self._config.request_topics]
+
+    def _build(self) -> mqtt.Client:
+        c = self._config
+        # manual_ack: the PUBACK for an incident goes out only after its job is committed to the store.
+        client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=c.client_id, protocol=mqtt.MQTTv5, manual_ack=True)
+        client.suppress_exceptions = True  # an exception in a callback must not kill the network thread
+        if c.username is not None:
+            client.username_pw_set(c.username, c.password)
+        if c.tls is not None:
+            client.tls_set(
+                ca_certs=str(c.tls.ca_file) if c.tls.ca_file else None,
+                certfile=str(c.tls.cert_file) if c.tls.cert_file else None,
+                keyfile=str(c.tls.key_file) if c.tls.key_file else None,
+                cert_reqs=ssl.CERT_REQUIRED,
+            )
+            client.tls_insecure_set(c.tls.insecure)
+        client.will_set(c.status_topic, b"offline", qos=1, retain=True)
+        client.reconnect_delay_set(c.reconnect_min_seconds, c.reconnect_max_seconds)
+        client.on_connect = self._handle_connect
+        client.on_disconnect = self._handle_disconnect
+        client.on_message = self._handle_message
+        client.on_publish = self._handle_publish
+        return client
+
+    def start(self) -> None:
+        props = Properties(PacketTypes.CONNECT)
+        props.SessionExpiryInterval = self._config.session_expiry_seconds
+        props.ReceiveMaximum = self._config.receive_maximum  # the prefetch window of unacknowledged incidents
+        # clean_start=False on every connect: paho's default (MQTT_CLEAN_START_FIRST_ONLY) wipes the broker-side
+        # session at each process start, and with it every incident queued while the service was down.
+        self._client.connect_async(
+            self._config.host, self._config.port, keepalive=self._config.keepalive, clean_start=False, properties=props
+        )
+        self._client.loop_start()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Publish `offline` (retained), disconnect, stop the network thread."""
+        if self._connected:
+            info = self._client.publish(self._config.status_topic, b"offline", qos=1, retain=True)
+            with contextlib.suppress(RuntimeError, ValueError):
+                info.wait_for_publish(timeout=timeout)
+        self._client.disconnect()
+        self._client.loop_stop()
+
+    def ack(self, msg: Incoming) -> None:
+        """PUBACK, unless the message came on an earlier connection (the broker redelivers it; acking would hit
+        whatever message now has that id)."""
+        if msg.qos > 0 and msg.generation == self._generation and self._connected:
+            self._client.ack(msg.mid, msg.qos)
+
+    def publish(self, topic: str, payload: bytes, correlation: bytes = b"", *, retain: bool = False) -> int:
+        """QoS 1 publish; returns the mid that `on_puback` will report. Queued by paho while offline."""
+        props = Properties(PacketTypes.PUBLISH)
+        props.ContentType = "application/json"
+        if correlation:
+            props.CorrelationData = correlation
+        return self._client.publish(topic, payload, qos=1, retain=retain, properties=props).mid
+
+    # -- paho's thread: translate and hand off ----------------------------------------------------------------
+
+    def _handle_connect(
+        self, client: mqtt.Client, userdata: object, flags: mqtt.ConnectFlags, rc: ReasonCode, props: Properties | None
+    ) -> None:
+        if rc.is_failure:
+            logger.warning("MQTT connect to %s:%d refused: %s", self._config.host, self._config.port, rc)
+            return
+        self._generation += 1
+        self._connected = True
+        logger.info(
+            "MQTT connected to %s:%d (session present: %s)", self._config.host, self._config.port, flags.session_present
+        )
+        client.subscribe([(t, 1) for t in self.subscriptions()])
+        client.publish(self._config.status_topic, b"online", qos=1, retain=True)
+        self._loop.call_soon_threadsafe(self._on_connection, True)
+
+    def _handle_disconnect(
+        self,
+        client: mqtt.Client,
+        userdata: object,
+        flags: mqtt.DisconnectFlags,
+        rc: ReasonCode,
+        props: Properties | None,
+    ) -> None:
+        self._connected = False
+        logger.warning("MQTT disconnected: %s", rc)
+        self._loop.call_soon_threadsafe(self._on_connection, False)
+
+    def _handle_message(self, client: mqtt.Client, userdata: object, message: mqtt.MQTTMessage) -> None:
+        props = getattr(message, "properties", None)
+        incoming = Incoming(
+            generation=self._generation,
+            mid=message.mid,
+            qos=message.qos,
+            topic=message.topic,
+            payload=bytes(message.payload),
+            response_topic=getattr(props, "ResponseTopic", None),
+            correlation=getattr(props, "CorrelationData", None),
+            dup=bool(message.dup),
+        )
+        self._loop.call_soon_threadsafe(self._on_message, incoming)
+
+    def _handle_publish(
+        self, client: mqtt.Client, userdata: object, mid: int, rc: ReasonCode, props: Properties | None
+    ) -> None:
+        self._loop.call_soon_threadsafe(self._on_puback, mid, not rc.is_failure)

@@ -1,0 +1,45 @@
+"""Prometheus metrics on a registry of their own (no global state; tests build as many as they like)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+_LATENCY = (0.1, 0.25, 0.5, 1, 2, 5, 10, 20, 30, 60, 90, 120, 300)
+_FFMPEG = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60)
+
+
+class Metrics:
+    def __init__(self) -> None:
+        r = self.registry = CollectorRegistry()
+        self.clip_requests = Counter(
+            "clip_requests", "Clip jobs finished, by camera and final status", ["camera", "status"], registry=r
+        )
+        self.clip_latency = Histogram(
+            "clip_latency_seconds", "Intake to finished job, footage wait included", buckets=_LATENCY, registry=r
+        )
+        self.clip_queue_depth = Gauge("clip_queue_depth", "Jobs pending, waiting for footage or processing", registry=r)
+        self.clip_errors = Counter("clip_errors", "Failed or rejected requests, by error code", ["type"], registry=r)
+        self.mqtt_connected = Gauge("mqtt_connected", "1 while connected to the broker", registry=r)
+        self.mqtt_messages = Counter(
+            "mqtt_messages", "Incident messages by outcome (accepted, duplicate, rejected)", ["result"], registry=r
+        )
+        self.clip_footage_wait = Histogram(
+            "clip_footage_wait_seconds", "Time a job waited for its footage to exist", buckets=_LATENCY, registry=r
+        )
+        self.clip_ffmpeg = Histogram("clip_ffmpeg_seconds", "FFmpeg run time per clip", buckets=_FFMPEG, registry=r)
+        self.recordings_segments = Gauge(
+            "recordings_segments", "Segments in the recordings index", ["camera"], registry=r
+        )
+        self.outbox_pending = Gauge(
+            "outbox_pending", "Replies stored and not yet acknowledged by the broker", registry=r
+        )
+
+    def bind(self, *, queue_depth: Callable[[], float], outbox_pending: Callable[[], float]) -> None:
+        """Gauges read at scrape time."""
+        self.clip_queue_depth.set_function(queue_depth)
+        self.outbox_pending.set_function(outbox_pending)
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)
