@@ -51,7 +51,10 @@ def start_service(
     services: list[Service] = []
 
     def start(**overrides: object) -> Service:
-        sources = [*footage.sources(), {"root": str(live_root), "layout": SEED_LAYOUT, "timezone": "UTC"}]
+        sources = overrides.pop("recordings__sources", None) or [
+            *footage.sources(),
+            {"root": str(live_root), "layout": SEED_LAYOUT, "timezone": "UTC"},
+        ]
         http_port = free_port()
         settings: dict[str, object] = {
             "mqtt__port": broker.port,
@@ -312,3 +315,25 @@ def test_testcontainers_mosquitto_when_a_docker_engine_exists(tmp_path):
         client = TestClient(port, host=container.get_container_host_ip(), subscribe=["tc/#"])
         client.publish("tc/ping", b"pong")
         assert client.expect(timeout=30).payload == b"pong"
+
+
+def test_recordings_root_created_after_start_is_watched(start_service, broker, prefix, tmp_path, ffmpeg):
+    late = tmp_path / "late"  # the recorder has not started yet: its folder does not exist
+    service = start_service(
+        recordings__sources=[{"root": str(late), "layout": SEED_LAYOUT, "timezone": "UTC"}],
+    )
+    now = datetime.now(UTC).replace(microsecond=0)
+    record_segments(
+        ffmpeg,
+        root=late,
+        layout=Layout.create(SEED_LAYOUT),
+        camera_id="late1",
+        start=now - timedelta(seconds=20),
+        cut_points=[5.0, 10.0, 15.0, 20.0],
+    )
+    assert service.log is not None
+    service.log.wait_for("a recordings root appeared", timeout=30)
+    client = TestClient(broker.port, subscribe=[f"{prefix}/late"])
+    event = {"camera_id": "late1", "timestamp": (now - timedelta(seconds=8)).isoformat(), "duration": 10}
+    client.publish(f"{prefix}/clips/requests", event, response_topic=f"{prefix}/late")
+    assert client.expect_json(timeout=60)["status"] == "done"
