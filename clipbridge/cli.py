@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import sys
 import uuid
 from datetime import UTC, datetime
@@ -57,7 +58,11 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "run":
             from clipbridge.service import run_service
 
-            return run_service(config)
+            try:
+                return run_service(config)
+            except ClipError as exc:
+                logging.getLogger("clipbridge").error("cannot start: %s", exc.message)
+                return 2
         if args.command == "clip":
             return _clip(config, args)
         if args.command == "index":

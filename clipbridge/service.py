@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 import signal
+import socket
 from collections.abc import Generator
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo
@@ -16,6 +17,7 @@ from clipbridge.bridge.client import MqttBridge
 from clipbridge.bridge.intake import Intake
 from clipbridge.bridge.outbox import OutboxPublisher
 from clipbridge.config import Config
+from clipbridge.errors import ClipError
 from clipbridge.handlers.clipper import Clipper
 from clipbridge.handlers.ffmpeg import resolve_ffmpeg
 from clipbridge.handlers.index import RecordingsIndex
@@ -57,6 +59,20 @@ def run_service(config: Config) -> int:
     return 0
 
 
+def _listen(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise ClipError("config_error", f"the HTTP side-app cannot listen on {host}:{port}: {exc.strerror}") from exc
+    sock.listen(128)
+    sock.setblocking(False)
+    return sock
+
+
 async def _main(config: Config) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -67,6 +83,8 @@ async def _main(config: Config) -> None:
 
 async def serve(config: Config, stop: asyncio.Event) -> None:
     loop = asyncio.get_running_loop()
+    # Bind first: a port in use is a startup error, not a service running without its side-app.
+    sock = _listen(config.http.host, config.http.port) if config.http.enabled else None
     metrics = Metrics()
     store = Store(path=config.store.path)
     store.open()
@@ -148,7 +166,8 @@ async def serve(config: Config, stop: asyncio.Event) -> None:
                 create_app(parts), host=config.http.host, port=config.http.port, log_config=None, access_log=False
             )
         )
-        tasks.append(asyncio.create_task(server.serve(), name="http"))
+        assert sock is not None
+        tasks.append(asyncio.create_task(server.serve(sockets=[sock]), name="http"))
 
     resumed = runner.start()
     if resumed:

@@ -1,6 +1,8 @@
 """`clipbridge clip` and `clipbridge index` as a user runs them: a subprocess with a config file."""
 
 import json
+import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -81,3 +83,22 @@ def test_index_command_lists_cameras_with_gaps(tmp_path, footage):
     ]
     assert cameras["camcorrupt"]["unreadable"] == ["camcorrupt_20250829_143005.mp4"]
     assert cameras["cam3"]["first_start"] == "2025-08-29T14:29:50.960Z"
+
+
+def test_run_refuses_to_start_when_its_http_port_is_taken(tmp_path, footage):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        port = taken.getsockname()[1]
+        config = write_config(tmp_path, footage)
+        proc = subprocess.run(
+            [sys.executable, "-m", "clipbridge", "--config", str(config), "run"],
+            capture_output=True,
+            text=True,
+            cwd=tmp_path,
+            timeout=60,
+            check=False,
+            env={**os.environ, "CLIPBRIDGE__HTTP__PORT": str(port), "CLIPBRIDGE__MQTT__ENABLED": "false"},
+        )
+    assert proc.returncode == 2
+    assert f"cannot listen on 127.0.0.1:{port}" in proc.stderr
