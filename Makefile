@@ -12,16 +12,23 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e ".[test]"
 	touch $(STAMP)
 
-# mosquitto is a system program the MQTT tests start themselves; install it when we can, else say what to do.
+# System programs the tests use: mosquitto (required: the MQTT tests start their own broker) and Debian's
+# docker-compose v1 (optional: validates docker-compose.yml offline; without it that one test is skipped).
+# Installed with apt-get when root, else we say what to install.
+APT := DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends
 deps-system:
 	@if ! command -v mosquitto >/dev/null 2>&1 && [ ! -x /usr/sbin/mosquitto ]; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
 	    echo "installing mosquitto with apt-get"; \
-	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mosquitto mosquitto-clients; \
+	    apt-get update -qq && $(APT) mosquitto mosquitto-clients; \
 	  else \
 	    echo "mosquitto is missing: install it (Debian/Ubuntu: sudo apt-get install mosquitto mosquitto-clients)"; \
 	    exit 1; \
 	  fi; \
+	fi
+	@if ! command -v docker-compose >/dev/null 2>&1 && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	  echo "installing docker-compose (v1, for offline validation of docker-compose.yml) with apt-get"; \
+	  { apt-get update -qq && $(APT) docker-compose; } || echo "docker-compose could not be installed: its test is skipped"; \
 	fi
 
 test: $(STAMP) deps-system

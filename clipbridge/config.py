@@ -162,8 +162,22 @@ class Config(_Section):
         )
 
 
+def _env_value(name: str, raw: str) -> Any:
+    """Scalars stay strings (pydantic converts them by the field's type, so a password `123456` or `yes` stays a
+    string); `[...]`/`{...}` are parsed as YAML/JSON; empty, `null` or `~` mean unset."""
+    text = raw.strip()
+    if text in ("", "null", "~"):
+        return None
+    if text[0] in "[{":
+        try:
+            return yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            raise ClipError("config_error", f"environment variable {name}: cannot parse {raw!r}: {exc}") from exc
+    return raw
+
+
 def _apply_env(data: dict[str, Any], env: Mapping[str, str]) -> dict[str, Any]:
-    """CLIPBRIDGE__MQTT__PORT=1884 sets data["mqtt"]["port"]; values are parsed as YAML scalars/lists."""
+    """CLIPBRIDGE__MQTT__PORT=1884 sets data["mqtt"]["port"]."""
     for name, raw in sorted(env.items()):
         if not name.startswith(ENV_PREFIX):
             continue
@@ -177,10 +191,7 @@ def _apply_env(data: dict[str, Any], env: Mapping[str, str]) -> dict[str, Any]:
                 child = {}
                 node[key] = child
             node = child
-        try:
-            node[keys[-1]] = yaml.safe_load(raw) if raw != "" else None
-        except yaml.YAMLError as exc:
-            raise ClipError("config_error", f"environment variable {name}: cannot parse {raw!r}: {exc}") from exc
+        node[keys[-1]] = _env_value(name, raw)
     return data
 
 

@@ -22,6 +22,7 @@ from clipbridge.handlers.clipper import Clipper
 from clipbridge.handlers.ffmpeg import resolve_ffmpeg
 from clipbridge.handlers.index import RecordingsIndex
 from clipbridge.handlers.jobs import JobRunner
+from clipbridge.handlers.retention import retention_loop
 from clipbridge.handlers.store import Store
 from clipbridge.handlers.watcher import watch_recordings
 from clipbridge.metrics import Metrics
@@ -57,6 +58,12 @@ class _Server(uvicorn.Server):
 def run_service(config: Config) -> int:
     asyncio.run(_main(config))
     return 0
+
+
+def _report_death(task: asyncio.Task[None]) -> None:
+    """A background task must not end quietly: say so loudly (the process stays up for the other parts)."""
+    if not task.cancelled() and task.exception() is not None:
+        logger.error("background task %s died", task.get_name(), exc_info=task.exception())
 
 
 def _listen(host: str, port: int) -> socket.socket:
@@ -115,6 +122,7 @@ async def serve(config: Config, stop: asyncio.Event) -> None:
     )
     parts = Components(config, store, index, clipper, runner, metrics, ffmpeg)
     metrics.bind(queue_depth=store.count_unfinished, outbox_pending=store.count_unsent)
+    metrics.init_labels(index.cameras())
 
     tasks: list[asyncio.Task[None]] = []
     intake_task: asyncio.Task[None] | None = None
@@ -157,6 +165,7 @@ async def serve(config: Config, stop: asyncio.Event) -> None:
             name="watcher",
         )
     )
+    tasks.append(asyncio.create_task(retention_loop(store, config.retention, metrics, watch_stop), name="retention"))
     server: _Server | None = None
     if config.http.enabled:
         from clipbridge.http.app import create_app
@@ -169,12 +178,15 @@ async def serve(config: Config, stop: asyncio.Event) -> None:
         assert sock is not None
         tasks.append(asyncio.create_task(server.serve(sockets=[sock]), name="http"))
 
+    for task in [*tasks, *([intake_task] if intake_task else [])]:
+        task.add_done_callback(_report_death)
     resumed = runner.start()
     if resumed:
         logger.info("resumed %d unfinished job(s)", resumed)
     if parts.bridge is not None:
         parts.bridge.start()
-    logger.info("clipbridge running")
+    where = f" (HTTP on http://{config.http.host}:{config.http.port})" if config.http.enabled else ""
+    logger.info("clipbridge running%s", where)
 
     await stop.wait()
     logger.info("shutting down: intake stops, running clips get %.0f s to finish", SHUTDOWN_GRACE_SECONDS)

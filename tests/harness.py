@@ -122,7 +122,10 @@ class Broker:
             [MOSQUITTO, "-c", str(self.conf)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
         )
         self.log = LogWatcher(self.proc.stderr)
-        self.log.wait_for(f"Opening ipv4 listen socket on port {self.port}", timeout=15)
+        # "Opening ... socket" comes before listen(); "running" after it.
+        self.log.wait_for(
+            " running", timeout=15, start=self.log.wait_for(f"listen socket on port {self.port}", timeout=15)
+        )
 
     def stop(self) -> None:
         """Graceful stop: mosquitto saves its persistence file."""
@@ -206,9 +209,9 @@ class Service:
             stderr=subprocess.PIPE,
         )
         self.log = LogWatcher(self.proc.stderr)
-        self.log.wait_for("Uvicorn running on", timeout=60)
+        self.log.wait_for("clipbridge running", timeout=60)  # the HTTP socket is listening by then
         if wait_mqtt:
-            self.log.wait_for("MQTT connected", timeout=30)
+            self.log.wait_for("MQTT subscribed", timeout=30)  # before SUBACK an event would find no subscriber
 
     def stop(self) -> int:
         if self.proc and self.proc.poll() is None:
@@ -224,6 +227,11 @@ class Service:
             self.proc.wait(timeout=15)
         if self.log:
             self.log.join()
+
+    def dump_log(self) -> None:
+        """Write the service's log tail to stdout: pytest shows it for a failed test only."""
+        if self.log:
+            sys.stdout.write(f"--- clipbridge log (port {self.http_port}) ---\n{self.log.tail(80)}\n")
 
 
 class TestClient:
@@ -329,3 +337,17 @@ class TestClient:
 def correlation_of(msg: mqtt.MQTTMessage) -> bytes | None:
     props = getattr(msg, "properties", None)
     return getattr(props, "CorrelationData", None)
+
+
+def poll(fn: Callable[[], Any], *, timeout: float, interval: float = 0.1) -> Any:
+    """Call `fn` until it returns something truthy, as a REST client polling for a result does."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while True:
+        value = fn()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout} s (last value {value!r})")
+        time.sleep(interval)  # sleep-ok: the polling interval of a REST client, bounded by a deadline

@@ -67,3 +67,25 @@ def test_unknown_env_key_is_an_error():
     with pytest.raises(ClipError) as err:
         load_config(None, env={"CLIPBRIDGE__CLIPS__PRE_SECS": "3"})
     assert "clips.pre_secs" in err.value.message
+
+
+def test_environment_scalars_are_converted_by_the_field_type_not_by_yaml():
+    env = {
+        "CLIPBRIDGE__MQTT__PASSWORD": "123456",
+        "CLIPBRIDGE__MQTT__USERNAME": "yes",
+        "CLIPBRIDGE__MQTT__PUBLISH_ACCEPTED": "true",
+        "CLIPBRIDGE__RETENTION__SWEEP_INTERVAL_SECONDS": "0.5",
+        "CLIPBRIDGE__HTTP__API_TOKEN": "",
+        "CLIPBRIDGE__MQTT__SHARED_GROUP": "null",
+    }
+    config = load_config(None, env=env)
+    assert config.mqtt.password == "123456" and config.mqtt.username == "yes"
+    assert config.mqtt.publish_accepted is True
+    assert config.retention.sweep_interval_seconds == 0.5
+    assert config.http.api_token is None and config.mqtt.shared_group is None
+
+
+def test_environment_structures_must_parse():
+    with pytest.raises(ClipError) as err:
+        load_config(None, env={"CLIPBRIDGE__MQTT__REQUEST_TOPICS": "[a, b"})
+    assert "CLIPBRIDGE__MQTT__REQUEST_TOPICS" in err.value.message

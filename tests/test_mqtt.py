@@ -76,6 +76,7 @@ def start_service(
     yield start
     for s in services:
         s.kill9()
+        s.dump_log()
 
 
 def test_done_reply_on_response_topic_with_correlation_and_a_download_that_serves_the_clip(

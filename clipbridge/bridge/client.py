@@ -84,6 +84,7 @@ class MqttBridge:
         client.on_disconnect = self._handle_disconnect
         client.on_message = self._handle_message
         client.on_publish = self._handle_publish
+        client.on_subscribe = self._handle_subscribe
         return client
 
     def start(self) -> None:
@@ -136,6 +137,16 @@ class MqttBridge:
         client.subscribe([(t, 1) for t in self.subscriptions()])
         client.publish(self._config.status_topic, b"online", qos=1, retain=True)
         self._loop.call_soon_threadsafe(self._on_connection, True)
+
+    def _handle_subscribe(
+        self, client: mqtt.Client, userdata: object, mid: int, codes: list[ReasonCode], props: Properties | None
+    ) -> None:
+        topics = self.subscriptions()
+        refused = [t for t, rc in zip(topics, codes, strict=False) if rc.is_failure]
+        if refused:
+            logger.error("MQTT broker refused the subscription to %s (check the ACL)", ", ".join(refused))
+        else:
+            logger.info("MQTT subscribed to %s", ", ".join(topics))
 
     def _handle_disconnect(
         self,

@@ -33,8 +33,7 @@ class CameraSummary:
     camera_id: str
     segments: int
     first_start: datetime
-    last_start: datetime
-    last_path: Path
+    newest: SegmentFile
 
 
 class _Camera:
@@ -140,9 +139,7 @@ class RecordingsIndex:
             cam = self._cameras.get(camera_id)
             if cam is None or not cam.segments:
                 return None
-            return CameraSummary(
-                camera_id, len(cam.segments), cam.segments[0].start, cam.segments[-1].start, cam.segments[-1].path
-            )
+            return CameraSummary(camera_id, len(cam.segments), cam.segments[0].start, cam.segments[-1])
 
     def candidates(self, camera_id: str, start: datetime, end: datetime) -> list[SegmentFile]:
         """Segments that may overlap [start, end): the last one starting at or before `start`, and all starting before `end`."""

@@ -360,6 +360,28 @@ class Store:
         rows = self.db.execute("SELECT name, clip_id, kind, path, size FROM files WHERE clip_id = ?", (clip_id,))
         return [StoredFile(r[0], r[1], r[2], Path(r[3]), r[4]) for r in rows.fetchall()]
 
+    def expirable(self, *, created_before: datetime) -> list[str]:
+        """Finished clips with files, created before the cutoff, oldest first."""
+        rows = self.db.execute(
+            "SELECT clip_id FROM jobs WHERE status IN ('done', 'partial') AND created_ts < ? ORDER BY created_ts",
+            (created_before.timestamp(),),
+        ).fetchall()
+        return [r[0] for r in rows]
+
+    def stored_bytes(self) -> list[tuple[str, int]]:
+        """(clip_id, bytes of its files) for every clip that has files, oldest first."""
+        rows = self.db.execute(
+            "SELECT f.clip_id, SUM(f.size) FROM files f JOIN jobs j ON j.clip_id = f.clip_id"
+            " GROUP BY f.clip_id ORDER BY MIN(j.created_ts)"
+        ).fetchall()
+        return [(r[0], int(r[1])) for r in rows]
+
+    def expire(self, clip_id: str) -> None:
+        """The clip's files are gone: forget them and mark the job expired (it still answers, without downloads)."""
+        with self._tx() as db:
+            db.execute("DELETE FROM files WHERE clip_id = ?", (clip_id,))
+            db.execute("UPDATE jobs SET status = 'expired', updated_at = ? WHERE clip_id = ?", (now_iso(), clip_id))
+
     def ping(self) -> None:
         """A write that proves the store is writable (for /health)."""
         with self._tx() as db:

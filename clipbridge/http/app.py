@@ -6,6 +6,7 @@ their name up in the store; a path from the request is never opened.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import secrets
 import tempfile
@@ -24,6 +25,7 @@ from clipbridge.handlers.incident import IncidentIn
 from clipbridge.handlers.results import ClipResult, result_for
 
 if TYPE_CHECKING:
+    from clipbridge.handlers.index import RecordingsIndex
     from clipbridge.service import Components
 
 # HTTP status codes live here only: error codes are the same as in MQTT replies.
@@ -112,7 +114,11 @@ def create_app(parts: Components) -> FastAPI:
     @app.post("/clips", status_code=202, response_model=Accepted, dependencies=auth, responses=errors)
     async def submit(event: IncidentIn) -> Accepted:
         """Ask for a clip; the body is the MQTT event payload. Same validation, limits and idempotency (event_id)."""
-        new, _ = runner.prepare(event, topic_camera=None, topic="http", source="http")
+        try:
+            new, _ = runner.prepare(event, topic_camera=None, topic="http", source="http")
+        except ClipError as exc:
+            parts.metrics.clip_errors.labels(type=exc.code).inc()
+            raise
         [(job, created)] = runner.accept([(new, None)])
         message = "accepted; poll GET /clips/{clip_id}" if created else "duplicate event_id: the existing clip"
         return Accepted(clip_id=job.clip_id, status=job.status, message=message)
@@ -165,34 +171,8 @@ def create_app(parts: Components) -> FastAPI:
     @app.get("/cameras", response_model=list[Camera], dependencies=auth)
     async def cameras() -> list[Camera]:
         """Cameras in the recordings index; a large seconds_since_last_segment means the recorder stopped."""
-        now = datetime.now(UTC)
-        out = []
-        for camera_id in index.cameras():
-            summary = index.summary(camera_id)
-            if summary is None:
-                continue
-            segs = index.candidates(camera_id, summary.last_start, summary.last_start)
-            last_end = None
-            last_write = summary.last_start
-            if segs:
-                newest = segs[-1]
-                last_write = max(last_write, datetime.fromtimestamp(newest.mtime_ns / 1e9, UTC))
-                try:
-                    info = index.probe(newest)
-                    last_end = _iso(newest.start + timedelta(seconds=info.duration))
-                except ClipError:
-                    pass
-            out.append(
-                Camera(
-                    camera_id=camera_id,
-                    segments=summary.segments,
-                    first_start=_iso(summary.first_start),
-                    last_segment_start=_iso(summary.last_start),
-                    last_end=last_end,
-                    seconds_since_last_segment=round(max(0.0, (now - last_write).total_seconds()), 3),
-                )
-            )
-        return out
+        # Probing the newest segment reads files: in a thread, so the event loop keeps serving.
+        return await asyncio.to_thread(_camera_rows, index, datetime.now(UTC))
 
     @app.get("/health", response_model=Health, responses={503: {"model": Health}})
     async def health() -> JSONResponse:
@@ -222,6 +202,31 @@ def create_app(parts: Components) -> FastAPI:
         return Response(parts.metrics.render(), media_type=CONTENT_TYPE_LATEST)
 
     return app
+
+
+def _camera_rows(index: RecordingsIndex, now: datetime) -> list[Camera]:
+    out = []
+    for camera_id in index.cameras():
+        summary = index.summary(camera_id)
+        if summary is None:
+            continue
+        newest = summary.newest
+        last_write = max(newest.start, datetime.fromtimestamp(newest.mtime_ns / 1e9, UTC))
+        try:
+            last_end: str | None = _iso(newest.start + timedelta(seconds=index.probe(newest).duration))
+        except ClipError:
+            last_end = None  # the newest file is unreadable (or still empty): reported as unknown
+        out.append(
+            Camera(
+                camera_id=camera_id,
+                segments=summary.segments,
+                first_start=_iso(summary.first_start),
+                last_segment_start=_iso(newest.start),
+                last_end=last_end,
+                seconds_since_last_segment=round(max(0.0, (now - last_write).total_seconds()), 3),
+            )
+        )
+    return out
 
 
 def _file(path: Any, kind: str, name: str) -> FileResponse:

@@ -1,0 +1,67 @@
+"""Retention: delete the oldest clips past an age or a total size, keep their jobs as `expired`."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from clipbridge.config import RetentionConfig
+from clipbridge.errors import ClipError
+from clipbridge.handlers.store import Store
+from clipbridge.metrics import Metrics
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class SweepResult:
+    clips: int
+    bytes: int
+
+
+def sweep(store: Store, config: RetentionConfig, *, now: datetime) -> SweepResult:
+    """One pass: clips older than max_age_days, then the oldest ones while the total exceeds max_total_bytes."""
+    doomed = store.expirable(created_before=now - timedelta(days=config.max_age_days))
+    if config.max_total_bytes is not None:
+        sizes = store.stored_bytes()
+        total = sum(size for _, size in sizes)
+        already = set(doomed)
+        total -= sum(size for clip_id, size in sizes if clip_id in already)
+        for clip_id, size in sizes:
+            if total <= config.max_total_bytes:
+                break
+            if clip_id not in already:
+                doomed.append(clip_id)
+                total -= size
+    removed_bytes = 0
+    for clip_id in doomed:
+        for f in store.files_of(clip_id):
+            try:
+                size = f.path.stat().st_size
+                f.path.unlink()
+                removed_bytes += size
+            except FileNotFoundError:
+                pass
+            except OSError as exc:
+                logger.warning("retention could not delete %s: %s", f.path, exc)
+        store.expire(clip_id)
+    if doomed:
+        logger.info("retention removed %d clip(s), %d bytes", len(doomed), removed_bytes)
+    return SweepResult(len(doomed), removed_bytes)
+
+
+async def retention_loop(store: Store, config: RetentionConfig, metrics: Metrics, stop: asyncio.Event) -> None:
+    while not stop.is_set():
+        try:
+            result = sweep(store, config, now=datetime.now(UTC))
+            metrics.retention_clips.inc(result.clips)
+            metrics.retention_bytes.inc(result.bytes)
+        except ClipError as exc:
+            logger.error("retention sweep failed: %s", exc)
+        except Exception:
+            logger.exception("retention sweep failed")
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), timeout=config.sweep_interval_seconds)
