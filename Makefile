@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: test run lint bench clean deps-system
+.PHONY: test run demo lint bench clean deps-system
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -38,6 +38,11 @@ test: $(STAMP) deps-system
 
 run: $(STAMP)
 	$(VENV)/bin/clipbridge --config config.yaml run
+
+# A simulated camera, the service and one live incident for "now"; uses the broker on the configured port, or
+# starts mosquitto with mosquitto/dev.conf. Ctrl-C stops everything it started.
+demo: $(STAMP)
+	$(VENV)/bin/clipbridge --config config.yaml demo
 
 lint: $(STAMP)
 	$(PY) -m ruff check clipbridge tests bench

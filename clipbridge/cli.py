@@ -37,6 +37,25 @@ def _parser() -> argparse.ArgumentParser:
 
     sub.add_parser("index", help="list cameras with segment count, first start, last end and gaps")
 
+    sim = sub.add_parser("simulate-camera", help="record a synthetic camera in real time into the recordings root")
+    sim.add_argument("--camera", required=True)
+    sim.add_argument("--segment-seconds", type=float, default=5.0)
+    sim.add_argument("--layout", choices=["seed", "mediamtx"], help="naming (default: the first source's layout)")
+    sim.add_argument("--size", default="640x360")
+
+    pub = sub.add_parser("publish", help="publish one incident over MQTT v5 and wait for its reply")
+    pub.add_argument("--camera", required=True)
+    pub.add_argument("--timestamp", default="now", help="ISO-8601, epoch seconds or 'now' (default)")
+    pub.add_argument("--pre", type=float)
+    pub.add_argument("--post", type=float)
+    pub.add_argument("--duration", type=float)
+    pub.add_argument("--event-id")
+    pub.add_argument("--topic", help="default: the first request topic with + replaced by the camera")
+    pub.add_argument("--reply-topic", help="default: replies/cli/<random>")
+    pub.add_argument("--timeout", type=float, default=120.0)
+
+    sub.add_parser("demo", help="broker + simulated camera + service + one live incident (make demo)")
+
     make = sub.add_parser("make-footage", help="write synthetic recorder segments (test pattern) into the first source")
     make.add_argument("--camera", required=True)
     make.add_argument("--start", required=True, help="start of the first segment (ISO-8601; naive = source time zone)")
@@ -69,6 +88,14 @@ def main(argv: list[str] | None = None) -> int:
             return _index(config)
         if args.command == "make-footage":
             return _make_footage(config, args)
+        if args.command == "simulate-camera":
+            return _simulate(config, args)
+        if args.command == "publish":
+            return _publish(config, args)
+        if args.command == "demo":
+            from clipbridge.demo import run_demo
+
+            return run_demo(config, args.config or Path("config.yaml"))
     except ClipError as exc:
         print(json.dumps({"status": "failed", "error": exc.as_dict()}, indent=2))
         return 1
@@ -156,6 +183,57 @@ def _make_footage(config: Config, args: argparse.Namespace) -> int:
     for path in paths:
         print(path)
     return 0
+
+
+def _simulate(config: Config, args: argparse.Namespace) -> int:
+    from clipbridge.handlers.layout import Layout, is_safe_camera_id
+    from clipbridge.simulator import LAYOUTS, simulate_camera
+
+    if not is_safe_camera_id(args.camera):
+        raise ClipError("unsafe_camera_id", f"camera id {args.camera!r} must match [A-Za-z0-9_.-]{{1,64}}")
+    source = config.recordings.sources[0]
+    pattern = LAYOUTS[args.layout] if args.layout else source.layout
+    if pattern != source.layout:
+        print(f"note: naming {pattern!r} differs from the configured layout {source.layout!r}", file=sys.stderr)
+    print(f"recording {args.camera} into {source.root} as {pattern!r}, {args.segment_seconds:g} s segments; Ctrl-C stops",
+          flush=True)  # fmt: skip
+
+    def closed(path: Path, seconds: float) -> None:
+        print(f"closed {path.relative_to(source.root)} ({seconds:.2f} s)", flush=True)
+
+    try:
+        simulate_camera(
+            ffmpeg=resolve_ffmpeg(config.clips.ffmpeg), root=source.root,
+            layout=Layout.create(pattern, source.timezone), camera_id=args.camera,
+            segment_seconds=args.segment_seconds, size=args.size, on_segment=closed,
+        )  # fmt: skip
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+def _publish(config: Config, args: argparse.Namespace) -> int:
+    from clipbridge.publisher import publish_and_wait
+
+    timestamp = datetime.now(UTC).replace(microsecond=0).isoformat() if args.timestamp == "now" else args.timestamp
+    event = {"camera_id": args.camera, "timestamp": timestamp}
+    for key, value in (("pre_seconds", args.pre), ("post_seconds", args.post), ("duration", args.duration),
+                       ("event_id", args.event_id)):  # fmt: skip
+        if value is not None:
+            event[key] = value
+    topics = config.mqtt.request_topics
+    topic = args.topic or next((t for t in topics if "+" in t), topics[0]).replace("+", args.camera, 1)
+    reply_topic = args.reply_topic or f"replies/cli/{uuid.uuid4().hex[:12]}"
+    print(f"publishing on {topic}: {json.dumps(event)}; waiting for the reply on {reply_topic}", file=sys.stderr)
+
+    def progress(elapsed: float) -> None:
+        print(f"waiting for the clip ... {elapsed:.0f} s", file=sys.stderr, flush=True)
+
+    reply = publish_and_wait(
+        config.mqtt, topic=topic, event=event, reply_topic=reply_topic, timeout=args.timeout, progress=progress
+    )
+    print(json.dumps(reply, indent=2))
+    return 0 if reply.get("status") in ("done", "partial") else 1
 
 
 if __name__ == "__main__":

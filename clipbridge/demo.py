@@ -1,0 +1,139 @@
+"""`clipbridge demo` (`make demo`): broker, simulated camera, service, one live incident, its clip. Ctrl-C stops."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from clipbridge.config import Config
+from clipbridge.errors import ClipError
+from clipbridge.publisher import publish_and_wait
+
+CAMERA = "camera1"
+PRE, POST = 15, 5
+
+
+def _say(step: str, text: str) -> None:
+    print(f"[{step}] {text}", flush=True)
+
+
+def _listening(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+def _wait(what: str, until: datetime, step: str) -> None:
+    """Show progress while a real-time wait runs (the footage is recorded in real time)."""
+    while (left := (until - datetime.now(UTC)).total_seconds()) > 0:
+        _say(step, f"{what} ... {left:.0f} s")
+        time.sleep(min(left, 1.0))
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def run_demo(config: Config, config_path: Path) -> int:
+    here = config_path.resolve().parent
+    children: list[subprocess.Popen[bytes]] = []
+    logs = here / "data" / "demo"
+    logs.mkdir(parents=True, exist_ok=True)
+
+    def spawn(args: list[str], log: Path, cwd: Path = here) -> subprocess.Popen[bytes]:
+        proc = subprocess.Popen(args, cwd=cwd, stdout=log.open("ab"), stderr=subprocess.STDOUT)
+        children.append(proc)
+        return proc
+
+    try:
+        mq = config.mqtt
+        if _listening(mq.host, mq.port):
+            _say("1/5", f"broker: {mq.host}:{mq.port} is listening, using it")
+        else:
+            mosquitto = shutil.which("mosquitto") or (
+                "/usr/sbin/mosquitto" if Path("/usr/sbin/mosquitto").exists() else None
+            )
+            if mosquitto is None:
+                raise ClipError("config_error", "no broker and no mosquitto: sudo apt-get install mosquitto")
+            conf = logs / "mosquitto.conf"
+            text = (here / "mosquitto" / "dev.conf").read_text().replace("listener 1883", f"listener {mq.port}")
+            conf.write_text(text)
+            (here / "data" / "mosquitto").mkdir(parents=True, exist_ok=True)
+            _say("1/5", f"broker: starting {mosquitto} -c {conf.relative_to(here)} (log: data/demo/mosquitto.log)")
+            spawn([mosquitto, "-c", str(conf)], logs / "mosquitto.log")
+            deadline = time.monotonic() + 10
+            while not _listening(mq.host, mq.port):
+                if time.monotonic() > deadline or children[-1].poll() is not None:
+                    raise ClipError("config_error", "mosquitto did not start: see data/demo/mosquitto.log")
+                time.sleep(0.1)
+
+        cli = [sys.executable, "-m", "clipbridge", "--config", str(config_path)]
+        source = config.recordings.sources[0]
+        _say("2/5", f"camera: simulating {CAMERA}, 5 s segments in real time into {source.root} "
+                    "(log: data/demo/camera.log)")  # fmt: skip
+        started = datetime.now(UTC)
+        spawn([*cli, "simulate-camera", "--camera", CAMERA], logs / "camera.log")
+
+        _say("3/5", f"service: clipbridge run, HTTP on {config.http.public_base_url} (log: data/demo/service.log)")
+        service = spawn([*cli, "run"], logs / "service.log")
+        service_log = logs / "service.log"
+        deadline = time.monotonic() + 60
+        while "MQTT subscribed" not in service_log.read_text(errors="replace"):
+            if service.poll() is not None or time.monotonic() > deadline:
+                raise ClipError("config_error", "clipbridge run did not start: see data/demo/service.log")
+            time.sleep(0.2)
+
+        incident = started + timedelta(seconds=PRE + 1)
+        _wait(f"waiting for {PRE} s of footage before the incident", incident, "4/5")
+
+        now = datetime.now(UTC).replace(microsecond=0)
+        topic = next((t for t in mq.request_topics if "+" in t), mq.request_topics[0]).replace("+", CAMERA, 1)
+        event = {"camera_id": CAMERA, "timestamp": now.isoformat(), "pre_seconds": PRE, "post_seconds": POST,
+                 "event_id": f"demo-{uuid.uuid4().hex[:8]}", "metadata": {"source": "make demo"}}  # fmt: skip
+        _say("5/5", f"incident: {CAMERA} at {now:%H:%M:%S} UTC, published on {topic}: {json.dumps(event)}")
+        window_end = now + timedelta(seconds=POST)
+
+        def progress(elapsed: float) -> None:
+            if datetime.now(UTC) < window_end:
+                _say("5/5", f"waiting for the footage until {window_end:%H:%M:%S} ... {elapsed:.0f} s")
+            else:
+                _say("5/5", f"waiting for the segment holding {window_end:%H:%M:%S} to close ... {elapsed:.0f} s")
+
+        reply = publish_and_wait(
+            mq, topic=topic, event=event, reply_topic=f"replies/demo/{uuid.uuid4().hex[:8]}", timeout=120,
+            progress=progress,
+        )  # fmt: skip
+        print(json.dumps(reply, indent=2), flush=True)
+        url = reply.get("download_url")
+        if reply.get("status") not in ("done", "partial") or not url:
+            _say("done", f"the clip failed: {reply.get('error')}")
+            return 1
+        with urllib.request.urlopen(url, timeout=30) as response:
+            size = len(response.read())
+        _say("done", f"status {reply['status']}; download: {url} ({size} bytes)")
+        _say("done", f"clipbridge keeps running: {config.http.public_base_url}/docs, /clips, /metrics. Ctrl-C stops.")
+        signal.signal(signal.SIGTERM, _interrupt)
+        while True:
+            signal.pause()
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        for proc in reversed(children):
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        for proc in reversed(children):
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
