@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import sys
@@ -201,14 +202,12 @@ def _simulate(config: Config, args: argparse.Namespace) -> int:
     def closed(path: Path, seconds: float) -> None:
         print(f"closed {path.relative_to(source.root)} ({seconds:.2f} s)", flush=True)
 
-    try:
+    with contextlib.suppress(KeyboardInterrupt):
         simulate_camera(
             ffmpeg=resolve_ffmpeg(config.clips.ffmpeg), root=source.root,
             layout=Layout.create(pattern, source.timezone), camera_id=args.camera,
             segment_seconds=args.segment_seconds, size=args.size, on_segment=closed,
         )  # fmt: skip
-    except KeyboardInterrupt:
-        pass
     return 0
 
 

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from clipbridge.config import Config
 from clipbridge.errors import ClipError
+from clipbridge.handlers.layout import Layout
 from clipbridge.publisher import publish_and_wait
 
 CAMERA = "camera1"
@@ -39,6 +40,20 @@ def _wait(what: str, until: datetime, step: str) -> None:
     while (left := (until - datetime.now(UTC)).total_seconds()) > 0:
         _say(step, f"{what} ... {left:.0f} s")
         time.sleep(min(left, 1.0))
+
+
+def _first_segment_start(log: Path, layout: Layout, started: datetime) -> datetime:
+    """When the simulator's first closed segment starts, from its name (as clipbridge will read it)."""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        for line in log.read_text(errors="replace").splitlines() if log.exists() else []:
+            if line.startswith("closed "):
+                parsed = layout.parse(line.split()[1])
+                if parsed is not None:
+                    return parsed[1]
+        _say("4/5", f"waiting for the camera's first segment ... {(datetime.now(UTC) - started).total_seconds():.0f} s")
+        time.sleep(1.0)
+    raise ClipError("ffmpeg_failed", "the camera simulator wrote no segment within 60 s: see data/demo/camera.log")
 
 
 def _interrupt(signum: int, frame: object) -> None:
@@ -94,8 +109,8 @@ def run_demo(config: Config, config_path: Path) -> int:
                 raise ClipError("config_error", "clipbridge run did not start: see data/demo/service.log")
             time.sleep(0.2)
 
-        incident = started + timedelta(seconds=PRE + 1)
-        _wait(f"waiting for {PRE} s of footage before the incident", incident, "4/5")
+        first = _first_segment_start(logs / "camera.log", Layout.create(source.layout, source.timezone), started)
+        _wait(f"waiting for {PRE} s of footage before the incident", first + timedelta(seconds=PRE + 1), "4/5")
 
         now = datetime.now(UTC).replace(microsecond=0)
         topic = next((t for t in mq.request_topics if "+" in t), mq.request_topics[0]).replace("+", CAMERA, 1)

@@ -32,3 +32,4 @@ def setup_logging(config: LoggingConfig) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(config.level)
+    logging.getLogger("watchfiles").setLevel(max(logging.WARNING, root.level))  # it logs every batch at INFO

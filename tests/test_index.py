@@ -86,3 +86,13 @@ def test_probe_cache_is_keyed_by_size_and_mtime(footage):
         assert index.probes.probes == 2
     finally:
         os.utime(src, ns=(st.st_atime_ns, st.st_mtime_ns))
+
+
+def test_a_new_camera_folder_is_walked_when_its_event_arrives(tmp_path):
+    # A recorder creates camera/ and moves the first segment in before a recursive watch can see it:
+    # the only event is the folder's, and the index must still find the file.
+    index = make_index(tmp_path)
+    index.scan()
+    first = touch(tmp_path, "newcam", T)
+    assert index.update_paths([first.parent]) == {"newcam"}
+    assert [s.path for s in index.segments("newcam")] == [first]

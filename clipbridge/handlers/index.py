@@ -93,10 +93,19 @@ class RecordingsIndex:
         return count
 
     def update_paths(self, paths: Iterable[Path]) -> set[str]:
-        """Re-stat changed paths (added, grown or deleted); returns the cameras they belong to."""
+        """Re-stat changed paths (added, grown or deleted); returns the cameras they belong to.
+
+        A new folder is walked: files moved into it before the watcher's watch on it existed (a camera's first
+        segment, typically) produce no event of their own.
+        """
         touched: set[str] = set()
-        for path in paths:
-            path = Path(path)
+        expanded: list[Path] = []
+        for path in map(Path, paths):
+            if path.is_dir():
+                expanded += [Path(d, f) for d, _, files in os.walk(path) for f in files]
+            else:
+                expanded.append(path)
+        for path in expanded:
             for root, layout in self._sources:
                 try:
                     rel = path.relative_to(root)
