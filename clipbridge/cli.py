@@ -6,6 +6,7 @@ import argparse
 import contextlib
 import json
 import logging
+import signal
 import sys
 import uuid
 from datetime import UTC, datetime
@@ -202,6 +203,10 @@ def _simulate(config: Config, args: argparse.Namespace) -> int:
     def closed(path: Path, seconds: float) -> None:
         print(f"closed {path.relative_to(source.root)} ({seconds:.2f} s)", flush=True)
 
+    # SIGTERM (from `make demo` or a service manager) must run the cleanup that stops FFmpeg, like Ctrl-C does;
+    # a second signal must not interrupt that cleanup.
+    signal.signal(signal.SIGTERM, _stop_once)
+    signal.signal(signal.SIGINT, _stop_once)
     with contextlib.suppress(KeyboardInterrupt):
         simulate_camera(
             ffmpeg=resolve_ffmpeg(config.clips.ffmpeg), root=source.root,
@@ -209,6 +214,12 @@ def _simulate(config: Config, args: argparse.Namespace) -> int:
             segment_seconds=args.segment_seconds, size=args.size, on_segment=closed,
         )  # fmt: skip
     return 0
+
+
+def _stop_once(signum: int, frame: object) -> None:
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    raise KeyboardInterrupt
 
 
 def _publish(config: Config, args: argparse.Namespace) -> int:

@@ -1,0 +1,1 @@
+"""Benchmarks of clipbridge: `python -m bench.run` from the repository root."""
