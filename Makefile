@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: test run demo lint bench clean deps-system
+.PHONY: test run demo soak lint bench clean deps-system
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -43,6 +43,10 @@ run: $(STAMP)
 # starts mosquitto with mosquitto/dev.conf. Ctrl-C stops everything it started.
 demo: $(STAMP)
 	$(VENV)/bin/clipbridge --config config.yaml demo
+
+# The 5-minute soak (the suite runs a 30 s version): live footage, steady incidents, resources watched.
+soak: $(STAMP) deps-system
+	SOAK_SECONDS=300 $(PY) -m pytest tests/test_soak.py
 
 lint: $(STAMP)
 	$(PY) -m ruff check clipbridge tests bench

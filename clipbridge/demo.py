@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import shutil
 import signal
 import socket
@@ -84,7 +86,11 @@ def run_demo(config: Config, config_path: Path) -> int:
             conf = logs / "mosquitto.conf"
             text = (here / "mosquitto" / "dev.conf").read_text().replace("listener 1883", f"listener {mq.port}")
             conf.write_text(text)
-            (here / "data" / "mosquitto").mkdir(parents=True, exist_ok=True)
+            persist = here / "data" / "mosquitto"
+            persist.mkdir(parents=True, exist_ok=True)
+            if os.geteuid() == 0:  # as root, mosquitto runs as user `mosquitto`: it must own its persistence folder
+                with contextlib.suppress(LookupError, PermissionError):
+                    shutil.chown(persist, user="mosquitto", group="mosquitto")
             _say("1/5", f"broker: starting {mosquitto} -c {conf.relative_to(here)} (log: data/demo/mosquitto.log)")
             spawn([mosquitto, "-c", str(conf)], logs / "mosquitto.log")
             deadline = time.monotonic() + 10

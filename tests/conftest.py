@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable
+import uuid
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -16,6 +17,7 @@ from clipbridge.config import Config, load_config
 from clipbridge.handlers.ffmpeg import resolve_ffmpeg
 from clipbridge.handlers.layout import Layout
 from clipbridge.synth import record_segments
+from tests.harness import Broker, Service, broker_for_tests, free_port
 
 SEED_LAYOUT = "{camera_id}/{camera_id}_%Y%m%d_%H%M%S"
 MEDIAMTX_LAYOUT = "{camera_id}/%Y-%m-%d_%H-%M-%S-%f"
@@ -155,3 +157,63 @@ def make_config(tmp_path: Path, footage: Footage) -> Callable[..., Config]:
         return load_config(None, env=config_env(tmp_path, sources or footage.sources(), **overrides))
 
     return make
+
+
+@pytest.fixture
+def broker(tmp_path: Path) -> Iterator[Broker]:
+    yield from broker_for_tests(tmp_path)
+
+
+@pytest.fixture
+def prefix() -> str:
+    return f"t{uuid.uuid4().hex[:8]}"
+
+
+@pytest.fixture
+def live_root(tmp_path: Path, ffmpeg: str) -> Path:
+    """Recordings of camera `live1`, written during the test. One old segment makes the camera known."""
+    root = tmp_path / "live"
+    record_segments(
+        ffmpeg,
+        root=root,
+        layout=Layout.create(SEED_LAYOUT),
+        camera_id="live1",
+        start=datetime.now(UTC).replace(microsecond=0) - timedelta(hours=1),
+        cut_points=[2.0],
+    )
+    return root
+
+
+@pytest.fixture
+def start_service(
+    tmp_path: Path, broker: Broker, footage, live_root: Path, prefix: str
+) -> Iterator[Callable[..., Service]]:
+    services: list[Service] = []
+
+    def start(*, env_extra: dict[str, str] | None = None, wait_mqtt: bool = True, **overrides: object) -> Service:
+        sources = overrides.pop("recordings__sources", None) or [
+            *footage.sources(),
+            {"root": str(live_root), "layout": SEED_LAYOUT, "timezone": "UTC"},
+        ]
+        http_port = free_port()
+        settings: dict[str, object] = {
+            "mqtt__port": broker.port,
+            "mqtt__client_id": f"clipbridge-{prefix}",
+            "mqtt__request_topics": [f"{prefix}/cameras/+/incidents", f"{prefix}/clips/requests"],
+            "mqtt__result_topic": f"{prefix}/results/{{camera_id}}",
+            "mqtt__error_topic": f"{prefix}/errors",
+            "mqtt__reconnect_max_seconds": 2,
+            "http__port": http_port,
+            "http__public_base_url": f"http://127.0.0.1:{http_port}",
+            **overrides,
+        }
+        env = {**config_env(tmp_path, sources, **settings), **(env_extra or {})}
+        service = Service(env, tmp_path)
+        services.append(service)
+        service.start(wait_mqtt=wait_mqtt)
+        return service
+
+    yield start
+    for s in services:
+        s.kill9()
+        s.dump_log()

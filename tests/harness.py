@@ -107,9 +107,13 @@ class Broker:
     def start(self) -> None:
         self._control()
         assert MOSQUITTO, "mosquitto is not installed (make test installs it)"
-        (self.workdir / "data").mkdir(parents=True, exist_ok=True)
+        data = self.workdir / "data"
+        data.mkdir(parents=True, exist_ok=True)
+        # Started as root, mosquitto switches to the `mosquitto` user, which cannot enter pytest's 0700 folders:
+        # it would log an error and run without persistence. The test broker stays root.
+        stay = "user root\n" if os.geteuid() == 0 else ""
         self.conf.write_text(
-            f"listener {self.port} 127.0.0.1\n"
+            stay + f"listener {self.port} 127.0.0.1\n"
             "allow_anonymous true\n"
             "persistence true\n"
             f"persistence_location {self.workdir / 'data'}/\n"
@@ -135,6 +139,9 @@ class Broker:
             self.proc.wait(timeout=15)
         if self.log:
             self.log.join()
+            assert not any("Error saving" in line for line in self.log.lines), "the broker could not persist:\n" + (
+                self.log.tail()
+            )
 
     def kill(self) -> None:
         self._control()

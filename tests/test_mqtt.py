@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import uuid
-from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -13,70 +11,10 @@ import pytest
 
 from clipbridge.handlers.layout import Layout
 from clipbridge.synth import record_segments
-from tests.conftest import SEED_LAYOUT, config_env
-from tests.harness import Broker, Service, TestClient, broker_for_tests, correlation_of, free_port
+from tests.conftest import SEED_LAYOUT
+from tests.harness import TestClient, correlation_of
 
 SEED_EVENT = {"timestamp": "2025-08-29T14:30:15", "duration": 20}
-
-
-@pytest.fixture
-def broker(tmp_path: Path) -> Iterator[Broker]:
-    yield from broker_for_tests(tmp_path)
-
-
-@pytest.fixture
-def prefix() -> str:
-    return f"t{uuid.uuid4().hex[:8]}"
-
-
-@pytest.fixture
-def live_root(tmp_path: Path, ffmpeg: str) -> Path:
-    """Recordings of camera `live1`, written during the test. One old segment makes the camera known."""
-    root = tmp_path / "live"
-    record_segments(
-        ffmpeg,
-        root=root,
-        layout=Layout.create(SEED_LAYOUT),
-        camera_id="live1",
-        start=datetime.now(UTC).replace(microsecond=0) - timedelta(hours=1),
-        cut_points=[2.0],
-    )
-    return root
-
-
-@pytest.fixture
-def start_service(
-    tmp_path: Path, broker: Broker, footage, live_root: Path, prefix: str
-) -> Iterator[Callable[..., Service]]:
-    services: list[Service] = []
-
-    def start(**overrides: object) -> Service:
-        sources = overrides.pop("recordings__sources", None) or [
-            *footage.sources(),
-            {"root": str(live_root), "layout": SEED_LAYOUT, "timezone": "UTC"},
-        ]
-        http_port = free_port()
-        settings: dict[str, object] = {
-            "mqtt__port": broker.port,
-            "mqtt__client_id": f"clipbridge-{prefix}",
-            "mqtt__request_topics": [f"{prefix}/cameras/+/incidents", f"{prefix}/clips/requests"],
-            "mqtt__result_topic": f"{prefix}/results/{{camera_id}}",
-            "mqtt__error_topic": f"{prefix}/errors",
-            "mqtt__reconnect_max_seconds": 2,
-            "http__port": http_port,
-            "http__public_base_url": f"http://127.0.0.1:{http_port}",
-            **overrides,
-        }
-        env = config_env(tmp_path, sources, **settings)
-        service = Service(env, tmp_path)
-        service.start()
-        services.append(service)
-        return service
-
-    yield start
-    for s in services:
-        s.kill9()
-        s.dump_log()
 
 
 def test_done_reply_on_response_topic_with_correlation_and_a_download_that_serves_the_clip(

@@ -85,6 +85,7 @@ class MqttBridge:
         client.on_message = self._handle_message
         client.on_publish = self._handle_publish
         client.on_subscribe = self._handle_subscribe
+        client.on_connect_fail = self._handle_connect_fail
         return client
 
     def start(self) -> None:
@@ -137,6 +138,10 @@ class MqttBridge:
         client.subscribe([(t, 1) for t in self.subscriptions()])
         client.publish(self._config.status_topic, b"online", qos=1, retain=True)
         self._loop.call_soon_threadsafe(self._on_connection, True)
+
+    def _handle_connect_fail(self, client: mqtt.Client, userdata: object) -> None:
+        # paho retries by itself; without this line a refused TLS handshake or a dead broker is silent.
+        logger.warning("MQTT connection to %s:%d failed; retrying", self._config.host, self._config.port)
 
     def _handle_subscribe(
         self, client: mqtt.Client, userdata: object, mid: int, codes: list[ReasonCode], props: Properties | None

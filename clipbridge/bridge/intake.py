@@ -11,6 +11,7 @@ from typing import Any
 from clipbridge.bridge.client import Incoming, MqttBridge
 from clipbridge.config import MqttConfig
 from clipbridge.errors import ClipError
+from clipbridge.faults import pause_point
 from clipbridge.handlers.incident import decode_payload
 from clipbridge.handlers.jobs import JobRunner
 from clipbridge.handlers.results import rejection, result_for, to_bytes
@@ -71,7 +72,9 @@ class Intake:
             batch = [await self.queue.get()]
             while not self.queue.empty() and len(batch) < 500:
                 batch.append(self.queue.get_nowait())
+            pause_point("intake_before_commit")
             await self._commit_with_retry(batch)
+            pause_point("intake_before_ack")
             # Backpressure: with too many unfinished jobs, hold the acks; the broker keeps the rest of the backlog
             # (at most ReceiveMaximum messages are ever in flight to us).
             while self._store.count_unfinished() > self._max_backlog:

@@ -6,6 +6,7 @@ import asyncio
 import logging
 
 from clipbridge.bridge.client import MqttBridge
+from clipbridge.faults import pause_point
 from clipbridge.handlers.store import Store
 
 logger = logging.getLogger(__name__)
@@ -56,7 +57,10 @@ class OutboxPublisher:
             self._wake.clear()
             if not self._bridge.connected:
                 continue
-            rows = self._store.unsent(exclude=self._inflight.values(), limit=self._batch)
+            # Rows acknowledged but not yet marked sent are excluded too, or this pass would publish them again.
+            rows = self._store.unsent(exclude=[*self._inflight.values(), *self._acked], limit=self._batch)
+            if rows:
+                pause_point("outbox_before_publish")
             for row in rows:
                 try:
                     mid = self._bridge.publish(row.topic, row.payload, row.correlation)

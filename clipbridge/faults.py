@@ -1,0 +1,25 @@
+"""The one fault seam, for the reliability tests: freeze the service at a named point so a test can kill -9 it there.
+
+Set CLIPBRIDGE_TEST_PAUSE_AT to one of POINTS. Unset (always, outside those tests) a pause point is one dictionary
+lookup. The process freezes as a whole-service stall would; nothing else changes.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+
+logger = logging.getLogger(__name__)
+
+POINTS = (
+    "intake_before_commit",  # an incident was received, its job is not committed yet
+    "intake_before_ack",  # the job is committed, the PUBACK not sent yet
+    "outbox_before_publish",  # the job is finished and its reply stored, not yet published
+)
+
+
+def pause_point(name: str) -> None:
+    if os.environ.get("CLIPBRIDGE_TEST_PAUSE_AT") == name:
+        logger.warning("test fault seam: frozen at %s (CLIPBRIDGE_TEST_PAUSE_AT)", name)
+        threading.Event().wait()
