@@ -17,7 +17,7 @@ from fastapi import Depends, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from clipbridge import __version__
 from clipbridge.errors import ClipError
@@ -36,6 +36,12 @@ STATUS_FOR_CODE = {
     "storage_error": 503,
 }
 MEDIA_TYPES = {"video": "video/mp4", "json": "application/json", "yaml": "application/yaml", "txt": "text/plain"}
+
+
+class ClipRequestBody(IncidentIn):
+    """The MQTT event payload; over REST there is no topic to take the camera from, so camera_id is required."""
+
+    camera_id: str = Field(min_length=1, max_length=64, description="[A-Za-z0-9_.-]{1,64}; never a path")
 
 
 class Accepted(BaseModel):
@@ -82,7 +88,11 @@ def create_app(parts: Components) -> FastAPI:
     config = parts.config
     store, runner, index = parts.store, parts.runner, parts.index
     base_url = config.http.public_base_url
-    errors: dict[int | str, dict[str, Any]] = {422: {"model": ErrorBody}, 401: {"model": ErrorBody}}
+    errors: dict[int | str, dict[str, Any]] = {
+        401: {"model": ErrorBody, "description": "bearer token missing or wrong (when http.api_token is set)"},
+        404: {"model": ErrorBody, "description": "no such clip or file"},
+        422: {"model": ErrorBody, "description": "invalid request; error.code says why"},
+    }
 
     async def require_token(request: Request) -> None:
         token = config.http.api_token
@@ -112,7 +122,7 @@ def create_app(parts: Components) -> FastAPI:
         return _error("invalid_request", "; ".join(parts_))
 
     @app.post("/clips", status_code=202, response_model=Accepted, dependencies=auth, responses=errors)
-    async def submit(event: IncidentIn) -> Accepted:
+    async def submit(event: ClipRequestBody) -> Accepted:
         """Ask for a clip; the body is the MQTT event payload. Same validation, limits and idempotency (event_id)."""
         try:
             new, _ = runner.prepare(event, topic_camera=None, topic="http", source="http")
@@ -123,14 +133,14 @@ def create_app(parts: Components) -> FastAPI:
         message = "accepted; poll GET /clips/{clip_id}" if created else "duplicate event_id: the existing clip"
         return Accepted(clip_id=job.clip_id, status=job.status, message=message)
 
-    @app.get("/clips/{clip_id}", response_model=ClipResult, dependencies=auth, responses={404: {"model": ErrorBody}})
+    @app.get("/clips/{clip_id}", response_model=ClipResult, dependencies=auth, responses=errors)
     async def get_clip(clip_id: str) -> ClipResult:
         job = store.get(clip_id)
         if job is None:
             raise ClipError("not_found", f"no clip with id {clip_id[:80]!r}")
         return result_for(job, store.files_of(clip_id), base_url)
 
-    @app.get("/clips", response_model=ClipPage, dependencies=auth)
+    @app.get("/clips", response_model=ClipPage, dependencies=auth, responses=errors)
     async def list_clips(
         camera_id: str | None = None,
         status: str | None = None,
@@ -146,19 +156,41 @@ def create_app(parts: Components) -> FastAPI:
         items = [result_for(j, store.files_of(j.clip_id), base_url) for j in jobs]
         return ClipPage(items=items, total=total, limit=limit, offset=offset)
 
-    @app.get("/clips/{clip_id}/annotation", dependencies=auth, responses={404: {"model": ErrorBody}})
+    annotation_types = {"content": {"application/json": {}, "application/yaml": {}, "text/plain": {}}}
+
+    @app.get(
+        "/clips/{clip_id}/annotation",
+        dependencies=auth,
+        response_class=Response,
+        responses={**errors, 200: {"description": "the annotation file", **annotation_types}},
+    )
     async def get_annotation(clip_id: str, format: Literal["json", "yaml", "txt"] = "json") -> Response:
         found = next((f for f in store.files_of(clip_id) if f.kind == format), None)
         if found is None:
             raise ClipError("not_found", f"clip {clip_id[:80]!r} has no {format} annotation")
         return _file(found.path, found.kind, found.name)
 
-    @app.get("/videos/{name}", dependencies=auth, responses={404: {"model": ErrorBody}})
+    @app.get(
+        "/videos/{name}",
+        dependencies=auth,
+        response_class=Response,
+        responses={
+            **errors,
+            200: {"description": "the clip", "content": {"video/mp4": {}}},
+            206: {"description": "the requested byte range", "content": {"video/mp4": {}}},
+            416: {"description": "range not satisfiable"},
+        },
+    )
     async def get_video(name: str) -> Response:
         """The clip file, with HTTP Range support (206) so players can seek."""
         return _lookup(name, ("video",))
 
-    @app.get("/annotations/{name}", dependencies=auth, responses={404: {"model": ErrorBody}})
+    @app.get(
+        "/annotations/{name}",
+        dependencies=auth,
+        response_class=Response,
+        responses={**errors, 200: {"description": "an annotation file", **annotation_types}},
+    )
     async def get_annotation_file(name: str) -> Response:
         return _lookup(name, ("json", "yaml", "txt"))
 
@@ -168,7 +200,7 @@ def create_app(parts: Components) -> FastAPI:
             raise ClipError("not_found", f"no file named {name[:80]!r}")
         return _file(found.path, found.kind, found.name)
 
-    @app.get("/cameras", response_model=list[Camera], dependencies=auth)
+    @app.get("/cameras", response_model=list[Camera], dependencies=auth, responses=errors)
     async def cameras() -> list[Camera]:
         """Cameras in the recordings index; a large seconds_since_last_segment means the recorder stopped."""
         # Probing the newest segment reads files: in a thread, so the event loop keeps serving.
@@ -194,7 +226,11 @@ def create_app(parts: Components) -> FastAPI:
         body = Health(status="ok" if ok else "down", version=__version__, components=components)
         return JSONResponse(body.model_dump(), status_code=200 if ok else 503)
 
-    @app.get("/metrics")
+    @app.get(
+        "/metrics",
+        response_class=Response,
+        responses={200: {"description": "Prometheus text format", "content": {CONTENT_TYPE_LATEST.split(";")[0]: {}}}},
+    )
     async def metrics() -> Response:
         """Prometheus text format."""
         for camera_id, count in index.counts().items():
