@@ -34,6 +34,7 @@ deps-system:
 test: $(STAMP) deps-system
 	$(PY) -m ruff check clipbridge tests bench
 	$(PY) -m ruff format --check clipbridge tests bench
+	$(PY) -m mypy
 	$(PY) -m pytest
 
 run: $(STAMP)
@@ -51,6 +52,7 @@ soak: $(STAMP) deps-system
 lint: $(STAMP)
 	$(PY) -m ruff check clipbridge tests bench
 	$(PY) -m ruff format --check clipbridge tests bench
+	$(PY) -m mypy
 
 clean:
 	rm -rf $(VENV) .pytest_cache

@@ -16,8 +16,6 @@ from clipbridge.errors import ClipError
 from clipbridge.handlers.layout import is_safe_camera_id
 from clipbridge.handlers.planner import Window, request_window
 
-_FINITE = {"allow_inf_nan": False}
-
 
 class IncidentIn(BaseModel):
     """An incident event. `camera_id` may instead come from the topic `cameras/{camera_id}/incidents`."""
@@ -44,9 +42,9 @@ class IncidentIn(BaseModel):
     timestamp: str | float = Field(
         description="ISO-8601 (offset optional; naive means the recordings time zone) or epoch s"
     )
-    duration: float | None = Field(default=None, ge=0, json_schema_extra=_FINITE)
-    pre_seconds: float | None = Field(default=None, ge=0, json_schema_extra=_FINITE)
-    post_seconds: float | None = Field(default=None, ge=0, json_schema_extra=_FINITE)
+    duration: float | None = Field(default=None, ge=0, allow_inf_nan=False)
+    pre_seconds: float | None = Field(default=None, ge=0, allow_inf_nan=False)
+    post_seconds: float | None = Field(default=None, ge=0, allow_inf_nan=False)
     reply_to: str | None = Field(default=None, min_length=1, max_length=512)
     metadata: dict[str, Any] = Field(default_factory=dict)
 
@@ -55,13 +53,6 @@ class IncidentIn(BaseModel):
     def _no_bool(cls, value: Any) -> Any:
         if isinstance(value, bool):
             raise ValueError("timestamp must be an ISO-8601 string or epoch seconds, not a boolean")
-        return value
-
-    @field_validator("duration", "pre_seconds", "post_seconds")
-    @classmethod
-    def _finite(cls, value: float | None) -> float | None:
-        if value is not None and not math.isfinite(value):
-            raise ValueError("must be a finite number")
         return value
 
     @field_validator("reply_to")

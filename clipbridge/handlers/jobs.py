@@ -264,6 +264,7 @@ class JobRunner:
 
     def _finish(self, job: Job, outcome: ClipOutcome | None, error: ClipError | None) -> None:
         stamp = now_iso()
+        status: str
         if outcome is not None:
             status = outcome.status
             files = [StoredFile(outcome.video_path.name, job.clip_id, "video", outcome.video_path, _size(outcome))]

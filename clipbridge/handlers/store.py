@@ -304,7 +304,8 @@ class Store:
         offset: int = 0,
     ) -> tuple[list[Job], int]:
         """Newest first; returns (page, total matching)."""
-        where, args = [], []
+        where: list[str] = []
+        args: list[object] = []
         if camera_id is not None:
             where.append("camera_id = ?")
             args.append(camera_id)

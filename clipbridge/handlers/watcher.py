@@ -7,6 +7,7 @@ import contextlib
 import logging
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from watchfiles import awatch
 
@@ -29,7 +30,7 @@ async def watch_recordings(
         while not stop.is_set():
             roots = [r for r in index.roots if r.is_dir()]
             missing = [r for r in index.roots if not r.is_dir()]
-            tasks: dict[str, asyncio.Task[None]] = {"stop": asyncio.create_task(stop.wait())}
+            tasks: dict[str, asyncio.Task[Any]] = {"stop": asyncio.create_task(stop.wait())}
             if roots:
                 tasks["watch"] = asyncio.create_task(_watch(roots, index, on_change))
             if missing:

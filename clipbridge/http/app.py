@@ -156,7 +156,7 @@ def create_app(parts: Components) -> FastAPI:
         items = [result_for(j, store.files_of(j.clip_id), base_url) for j in jobs]
         return ClipPage(items=items, total=total, limit=limit, offset=offset)
 
-    annotation_types = {"content": {"application/json": {}, "application/yaml": {}, "text/plain": {}}}
+    annotation_types: dict[str, Any] = {"content": {"application/json": {}, "application/yaml": {}, "text/plain": {}}}
 
     @app.get(
         "/clips/{clip_id}/annotation",
