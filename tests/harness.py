@@ -119,6 +119,7 @@ class Broker:
             f"persistence_location {self.workdir / 'data'}/\n"
             "autosave_interval 1\n"
             "max_queued_messages 100000\n"
+            "set_tcp_nodelay true\n"
             "log_dest stderr\n"
             "log_type error\nlog_type warning\nlog_type notice\nlog_type information\n" + self.extra_config
         )

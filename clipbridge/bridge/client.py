@@ -5,9 +5,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import socket
 import ssl
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
@@ -86,6 +88,7 @@ class MqttBridge:
         client.on_publish = self._handle_publish
         client.on_subscribe = self._handle_subscribe
         client.on_connect_fail = self._handle_connect_fail
+        client.on_socket_open = _no_delay
         return client
 
     def start(self) -> None:
@@ -183,3 +186,9 @@ class MqttBridge:
         self, client: mqtt.Client, userdata: object, mid: int, rc: ReasonCode, props: Properties | None
     ) -> None:
         self._loop.call_soon_threadsafe(self._on_puback, mid, not rc.is_failure)
+
+
+def _no_delay(client: mqtt.Client, userdata: object, sock: socket.socket | Any) -> None:
+    """A reply right after a PUBACK would otherwise wait ~40 ms for a delayed ACK (Nagle): measured by make bench."""
+    with contextlib.suppress(OSError, AttributeError):
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)

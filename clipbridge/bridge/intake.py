@@ -75,9 +75,9 @@ class Intake:
             pause_point("intake_before_commit")
             await self._commit_with_retry(batch)
             pause_point("intake_before_ack")
-            # Backpressure: with too many unfinished jobs, hold the acks; the broker keeps the rest of the backlog
-            # (at most ReceiveMaximum messages are ever in flight to us).
-            while self._store.count_unfinished() > self._max_backlog:
+            # Backpressure: with too many jobs needing a worker, hold the acks; the broker keeps the rest of the backlog
+            # (at most ReceiveMaximum messages are ever in flight to us). Jobs waiting for live footage hold no worker.
+            while self._store.count_busy() > self._max_backlog:
                 await asyncio.sleep(0.5)  # sleep-ok: polling the backlog level, not synchronising
             for msg in batch:
                 self._bridge.ack(msg)

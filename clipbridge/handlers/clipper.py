@@ -19,7 +19,7 @@ from clipbridge.handlers.annotations import write_annotations
 from clipbridge.handlers.ffmpeg import MP4_AUDIO, clip_argv, concat_playlist, run_command
 from clipbridge.handlers.index import RecordingsIndex
 from clipbridge.handlers.planner import Footage, Plan, Window, plan_clip
-from clipbridge.handlers.probe import probe_file
+from clipbridge.handlers.probe import clip_duration
 
 logger = logging.getLogger(__name__)
 TMP_DIR = ".tmp"
@@ -137,7 +137,7 @@ class Clipper:
             if run.returncode != 0:
                 raise self._ffmpeg_error(plan, run.returncode, run.stderr_tail)
             try:
-                measured = probe_file(tmp_video, max_duration=self._clips.max_duration_seconds * 2 + 3600).duration
+                measured = clip_duration(tmp_video)
             except ClipError as exc:
                 raise ClipError("ffmpeg_failed", f"FFmpeg wrote an unreadable clip: {exc.message}") from exc
             try:

@@ -19,7 +19,7 @@ from clipbridge.handlers.probe import ProbeCache, ProbeInfo
 logger = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class SegmentFile:
     camera_id: str
     path: Path

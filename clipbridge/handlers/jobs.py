@@ -228,12 +228,18 @@ class JobRunner:
         if not before:
             return Readiness(False)
         newest = before[-1]
+        # A recorder's newest file may already hold the window end (fMP4 and MPEG-TS are readable while they grow;
+        # a plain MP4 has no index until it is closed, so its probe fails): probe it before waiting for it to settle.
+        try:
+            info = self._index.probe(newest)
+            if newest.start + timedelta(seconds=info.duration) >= window_end:
+                return Readiness(True)
+        except ClipError:
+            info = None
         settles = self._index.settles_at(newest)
         if settles is not None and now < settles:
             return Readiness(False, settles)
-        try:
-            info = self._index.probe(newest)
-        except ClipError:
+        if info is None:
             return Readiness(False)
         reach = newest.start + timedelta(seconds=info.duration + self._recordings.gap_tolerance_seconds)
         return Readiness(reach >= window_end)

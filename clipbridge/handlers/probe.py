@@ -100,6 +100,25 @@ def probe_file(path: Path, *, max_duration: float = 3600.0) -> ProbeInfo:
     )
 
 
+def clip_duration(path: Path) -> float:
+    """The duration of a clip FFmpeg just wrote, from its header (no packet scan: a clip is probed right after
+    every cut); raises ClipError(segment_unreadable) if the file has no readable video."""
+    try:
+        with av.open(str(path)) as container:
+            if not container.streams.video:
+                raise ClipError("segment_unreadable", f"{path.name}: no video stream")
+            vs = container.streams.video[0]
+            if vs.duration and vs.time_base:
+                return float(vs.duration * vs.time_base)
+            if container.duration:
+                return container.duration / 1_000_000
+    except ClipError:
+        raise
+    except (av.FFmpegError, OSError, ValueError) as exc:
+        raise ClipError("segment_unreadable", f"{path.name}: cannot be read ({exc})") from exc
+    raise ClipError("segment_unreadable", f"{path.name}: no duration in the header")
+
+
 class ProbeCache:
     """Probe results keyed by (path, size, mtime): a file that grows or is replaced is probed again."""
 

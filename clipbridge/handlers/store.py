@@ -286,6 +286,10 @@ class Store:
         ).fetchall()
         return [_job(r) for r in rows]
 
+    def count_busy(self) -> int:
+        """Jobs that need a worker now (pending, processing); waiting ones hold none until their footage exists."""
+        return int(self.db.execute("SELECT COUNT(*) FROM jobs WHERE status IN ('pending', 'processing')").fetchone()[0])
+
     def count_unfinished(self) -> int:
         return int(
             self.db.execute(

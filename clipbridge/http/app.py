@@ -147,7 +147,7 @@ def create_app(parts: Components) -> FastAPI:
         since: Annotated[datetime | None, Query(description="created at or after (ISO-8601)")] = None,
         until: Annotated[datetime | None, Query(description="created before (ISO-8601)")] = None,
         limit: Annotated[int, Query(ge=1, le=500)] = 50,
-        offset: Annotated[int, Query(ge=0)] = 0,
+        offset: Annotated[int, Query(ge=0, le=2**53)] = 0,
     ) -> ClipPage:
         """Clips, newest first."""
         jobs, total = store.list_jobs(
