@@ -49,6 +49,11 @@ demo: $(STAMP)
 soak: $(STAMP) deps-system
 	SOAK_SECONDS=300 $(PY) -m pytest tests/test_soak.py
 
+# Benchmarks (never part of make test): about 4 minutes on 2 cores; bench/results/<date>.json and a table on stdout.
+bench: $(STAMP) deps-system
+	$(PY) -m pip install --quiet py-spy pyinstrument  # profilers for the "where the time goes" tables
+	$(PY) -m bench.run
+
 lint: $(STAMP)
 	$(PY) -m ruff check clipbridge tests bench
 	$(PY) -m ruff format --check clipbridge tests bench

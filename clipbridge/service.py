@@ -45,7 +45,6 @@ class Components:
     metrics: Metrics
     ffmpeg: str
     bridge: MqttBridge | None = None
-    publisher: OutboxPublisher | None = None
 
 
 class _Server(uvicorn.Server):
@@ -152,7 +151,7 @@ async def serve(config: Config, stop: asyncio.Event) -> None:
             replies_queued=replies_queued,
         )
         intake_holder.append(intake)
-        parts.bridge, parts.publisher = bridge, publisher
+        parts.bridge = bridge
         tasks.append(asyncio.create_task(publisher.run(), name="outbox"))
         intake_task = asyncio.create_task(intake.run(), name="intake")
 

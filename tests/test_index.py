@@ -54,12 +54,11 @@ def test_newest_segment_is_complete_once_settled_or_followed(tmp_path):
     index.scan()
     seg = index.segments("c")[0]
     mtime = datetime.fromtimestamp(seg.mtime_ns / 1e9, UTC)
-    assert not index.is_complete(seg, mtime + timedelta(seconds=9))
-    assert index.is_complete(seg, mtime + timedelta(seconds=10))
+    assert index.settles_at(seg) == mtime + timedelta(seconds=10)
     # A later segment appearing makes it complete at once.
     second = touch(tmp_path, "c", T + timedelta(seconds=5))
     assert index.update_paths([second]) == {"c"}
-    assert index.is_complete(seg, mtime)
+    assert index.settles_at(seg) is None  # complete now
     # Deleting it (recorder retention) takes it out of the index.
     first.unlink()
     index.update_paths([first])

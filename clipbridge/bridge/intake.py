@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from clipbridge.bridge.client import Incoming, MqttBridge
@@ -53,7 +53,7 @@ class Intake:
         config: MqttConfig,
         metrics: Metrics,
         max_backlog: int,
-        replies_queued: Any,
+        replies_queued: Callable[[], None],
     ) -> None:
         self._runner = runner
         self._store = store
@@ -125,6 +125,7 @@ class Intake:
 
     def _commit(self, batch: Sequence[Incoming]) -> None:
         accepted: list[tuple[NewJob, ReplyTarget]] = []
+        dups: list[bool] = []
         rejected: list[tuple[str | None, str, bytes, bytes]] = []
         for msg in batch:
             raw: dict[str, Any] = {}
@@ -134,6 +135,7 @@ class Intake:
                 topic_camera = self._camera_from_topic(msg.topic)
                 new, _ = self._runner.prepare(event, topic_camera=topic_camera, topic=msg.topic, source="mqtt")
                 accepted.append((new, self._reply_target(msg, event.reply_to, new.camera_id)))
+                dups.append(msg.dup)
             except ClipError as exc:
                 self._metrics.mqtt_messages.labels(result="rejected").inc()
                 self._metrics.clip_errors.labels(type=exc.code).inc()
@@ -145,7 +147,7 @@ class Intake:
                 logger.info("rejected a message on %s: %s", msg.topic, exc)
         if rejected:
             self._store.queue_replies(rejected)
-        results = self._runner.accept(accepted) if accepted else []
+        results = self._runner.accept(accepted, dups) if accepted else []
         for (job, created), (_, target) in zip(results, accepted, strict=True):
             self._metrics.mqtt_messages.labels(result="accepted" if created else "duplicate").inc()
             if created and self._config.publish_accepted:

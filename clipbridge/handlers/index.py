@@ -188,10 +188,6 @@ class RecordingsIndex:
             seconds=self._config.settle_seconds
         )
 
-    def is_complete(self, seg: SegmentFile, now: datetime) -> bool:
-        settle = self.settles_at(seg)
-        return settle is None or now >= settle
-
     def probe(self, seg: SegmentFile) -> ProbeInfo:
         """Probe info for a segment, cached by path, size and mtime; a vanished file is a retryable error."""
         try:

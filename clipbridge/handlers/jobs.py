@@ -59,7 +59,7 @@ class JobRunner:
         self._replies_queued = replies_queued
         self._ready: asyncio.Queue[str] = asyncio.Queue()
         self._queued: set[str] = set()
-        self._waiting: dict[str, set[str]] = {}  # camera -> clip ids
+        self._waiting: dict[str, dict[str, datetime]] = {}  # camera -> {clip id: window end}
         self._timers: dict[str, asyncio.TimerHandle] = {}
         self._wait_started: dict[str, float] = {}
         self._active: dict[str, asyncio.Task[None]] = {}
@@ -85,24 +85,34 @@ class JobRunner:
                 window_end=window.end,
                 metadata=event.metadata,
                 source=source,
+                # Footage for a window ending in the future cannot exist yet: the job waits from the start.
+                status="waiting" if window.end > datetime.now(UTC) else "pending",
             ),
             window,
         )
 
-    def accept(self, items: Sequence[tuple[NewJob, ReplyTarget | None]]) -> list[tuple[Job, bool]]:
-        """Commit jobs (one transaction); start new ones; answer duplicates of finished ones at once."""
+    def accept(
+        self, items: Sequence[tuple[NewJob, ReplyTarget | None]], redelivered: Sequence[bool] | None = None
+    ) -> list[tuple[Job, bool]]:
+        """Commit jobs (one transaction); start new ones; answer duplicates of finished ones at once.
+
+        A broker redelivery (DUP) to a target the job already answers gets no second reply: after a crash between
+        commit and PUBACK the resumed job may have finished, and replied, before the redelivery arrives.
+        """
         results = self._store.submit_many(items)
         again = []
-        for (job, created), (_, target) in zip(results, items, strict=True):
-            if created:
+        for i, ((job, created, known), (_, target)) in enumerate(zip(results, items, strict=True)):
+            if created and job.status == "waiting":
+                self._park(job)
+            elif created:
                 self.enqueue(job.clip_id)
-            elif job.finished and target is not None:
+            elif job.finished and target is not None and not (known and redelivered and redelivered[i]):
                 payload = to_bytes(result_for(job, self._store.files_of(job.clip_id), self._base_url))
                 again.append((job.clip_id, target.topic, payload, target.correlation))
         if again:
             self._store.queue_replies(again)
             self._replies_queued()
-        return results
+        return [(job, created) for job, created, _ in results]
 
     def result(self, job: Job) -> bytes:
         return to_bytes(result_for(job, self._store.files_of(job.clip_id), self._base_url))
@@ -146,13 +156,13 @@ class JobRunner:
         self._ready.put_nowait(clip_id)
 
     def footage_changed(self, cameras: set[str]) -> None:
-        """File-system events for these cameras: every job waiting on them looks again."""
+        """File-system events for these cameras: jobs waiting on them whose window has ended look again (footage
+        for a window still in the future cannot be complete; their timer wakes them at the window end)."""
+        now = datetime.now(UTC)
         for camera in cameras:
-            for clip_id in list(self._waiting.get(camera, ())):
-                self._wake(camera, clip_id)
-
-    def wake_all(self) -> None:
-        self.footage_changed(set(self._waiting))
+            for clip_id, window_end in list(self._waiting.get(camera, {}).items()):
+                if window_end <= now:
+                    self._wake(camera, clip_id)
 
     @property
     def waiting(self) -> int:
@@ -187,7 +197,8 @@ class JobRunner:
         if now < deadline:
             state = await asyncio.to_thread(self.readiness, job.camera_id, job.window_end, now)
             if not state.ready:
-                self._wait(job, min(deadline, state.recheck_at or deadline), now)
+                until = min(deadline, state.recheck_at or deadline)
+                self._wait(job, min(until, job.window_end) if job.window_end > now else until, now)
                 return
         waited = self._wait_started.pop(clip_id, None)
         if waited is not None:
@@ -244,13 +255,18 @@ class JobRunner:
         reach = newest.start + timedelta(seconds=info.duration + self._recordings.gap_tolerance_seconds)
         return Readiness(reach >= window_end)
 
+    def _park(self, job: Job) -> None:
+        """A new job whose window ends in the future: wait without a worker until its window end."""
+        logger.info("job %s waiting for footage of %s until %s", job.clip_id, job.camera_id, job.window_end)
+        self._wait(job, job.window_end, datetime.now(UTC))
+
     def _wait(self, job: Job, until: datetime, now: datetime) -> None:
         loop = asyncio.get_running_loop()
         if job.status != "waiting":
             self._store.set_status(job.clip_id, "waiting")
             logger.info("job %s waiting for footage of %s until %s", job.clip_id, job.camera_id, job.window_end)
         self._wait_started.setdefault(job.clip_id, loop.time())
-        self._waiting.setdefault(job.camera_id, set()).add(job.clip_id)
+        self._waiting.setdefault(job.camera_id, {})[job.clip_id] = job.window_end
         old = self._timers.pop(job.clip_id, None)
         if old is not None:
             old.cancel()
@@ -260,7 +276,7 @@ class JobRunner:
     def _wake(self, camera: str, clip_id: str) -> None:
         waiting = self._waiting.get(camera)
         if waiting is not None:
-            waiting.discard(clip_id)
+            waiting.pop(clip_id, None)
             if not waiting:
                 del self._waiting[camera]
         timer = self._timers.pop(clip_id, None)

@@ -85,6 +85,7 @@ class NewJob:
     window_end: datetime
     metadata: dict[str, Any]
     source: str
+    status: str = "pending"  # "waiting" when the window ends in the future: no worker needs to see it yet
 
 
 @dataclass(frozen=True)
@@ -178,12 +179,12 @@ class Store:
 
     # -- intake -------------------------------------------------------------------------------------------------
 
-    def submit_many(self, items: Sequence[tuple[NewJob, ReplyTarget | None]]) -> list[tuple[Job, bool]]:
+    def submit_many(self, items: Sequence[tuple[NewJob, ReplyTarget | None]]) -> list[tuple[Job, bool, bool]]:
         """Insert each job unless its dedupe key exists; record its reply target. One transaction for the batch.
 
-        Returns (job, created) per item; the caller answers duplicates of finished jobs itself.
+        Returns (job, created, target_known) per item; the caller answers duplicates of finished jobs itself.
         """
-        out: list[tuple[Job, bool]] = []
+        out: list[tuple[Job, bool, bool]] = []
         with self._tx() as db:
             for new, target in items:
                 row = db.execute("SELECT * FROM jobs WHERE dedupe_key = ?", (new.dedupe_key,)).fetchone()
@@ -193,7 +194,7 @@ class Store:
                     db.execute(
                         "INSERT INTO jobs (clip_id, dedupe_key, event_id, camera_id, incident, window_start,"
                         " window_end, metadata, source, status, created_at, created_ts, updated_at)"
-                        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?, ?)",
+                        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                         (
                             new.clip_id,
                             new.dedupe_key,
@@ -204,6 +205,7 @@ class Store:
                             new.window_end.isoformat(),
                             json.dumps(new.metadata),
                             new.source,
+                            new.status,
                             stamp,
                             datetime.now(UTC).timestamp(),
                             stamp,
@@ -211,12 +213,14 @@ class Store:
                     )
                     row = db.execute("SELECT * FROM jobs WHERE clip_id = ?", (new.clip_id,)).fetchone()
                 job = _job(row)
+                known = False
                 if target is not None:
-                    db.execute(
+                    cursor = db.execute(
                         "INSERT OR IGNORE INTO reply_targets (clip_id, topic, correlation) VALUES (?, ?, ?)",
                         (job.clip_id, target.topic, target.correlation),
                     )
-                out.append((job, created))
+                    known = cursor.rowcount == 0
+                out.append((job, created, known))
         return out
 
     def queue_reply(self, topic: str, payload: bytes, correlation: bytes = b"", clip_id: str | None = None) -> None:
@@ -348,12 +352,6 @@ class Store:
 
     def count_unsent(self) -> int:
         return int(self.db.execute("SELECT COUNT(*) FROM outbox WHERE sent_at IS NULL").fetchone()[0])
-
-    def replies_for(self, clip_id: str) -> list[OutboxRow]:
-        rows = self.db.execute(
-            "SELECT id, clip_id, topic, payload, correlation FROM outbox WHERE clip_id = ? ORDER BY id", (clip_id,)
-        ).fetchall()
-        return [OutboxRow(r[0], r[1], r[2], bytes(r[3]), bytes(r[4])) for r in rows]
 
     # -- files --------------------------------------------------------------------------------------------------
 

@@ -69,9 +69,13 @@ async def _until_one_exists(paths: list[Path]) -> None:
 async def _rescan_loop(
     index: RecordingsIndex, on_change: Callable[[set[str]], None], stop: asyncio.Event, seconds: float
 ) -> None:
+    # The first rescan comes 2 s after start: files written between the start-up scan and the moment the watch is
+    # set up produce no event (watchfiles gives no "ready" signal to wait for).
+    delay = min(2.0, seconds)
     while not stop.is_set():
         try:
-            await asyncio.wait_for(stop.wait(), timeout=seconds)
+            await asyncio.wait_for(stop.wait(), timeout=delay)
         except TimeoutError:
             await asyncio.to_thread(index.scan)
             on_change(set(index.cameras()))
+        delay = seconds
