@@ -6,8 +6,10 @@ from __future__ import annotations
 class ClipError(Exception):
     """A failure a user can act on; `code` is what replies and REST show.
 
-    Codes: invalid_json, invalid_request, payload_too_large, unsafe_camera_id, window_too_long, unknown_camera,
-    no_footage, segment_unreadable, ffmpeg_failed, ffmpeg_timeout, storage_error, config_error.
+    Codes (the README's table explains each): invalid_json, invalid_request, payload_too_large, unsafe_camera_id,
+    window_too_long, unknown_camera, no_footage, segment_missing, segment_unreadable, ffmpeg_failed, ffmpeg_timeout,
+    storage_error, config_error, internal_error; REST only: not_found, unauthorized; `clipbridge publish` only:
+    mqtt_unavailable, timeout.
     """
 
     def __init__(self, code: str, message: str, *, retryable: bool = False) -> None:

@@ -15,6 +15,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
+from clipbridge.bridge.client import apply_credentials
 from clipbridge.config import MqttConfig
 from clipbridge.errors import ClipError
 
@@ -34,14 +35,7 @@ def publish_and_wait(
     correlation = uuid.uuid4().hex.encode()
     client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"clipbridge-cli-{uuid.uuid4().hex[:8]}",
                          protocol=mqtt.MQTTv5)  # fmt: skip
-    if config.username is not None:
-        client.username_pw_set(config.username, config.password)
-    if config.tls is not None:
-        client.tls_set(
-            ca_certs=str(config.tls.ca_file) if config.tls.ca_file else None,
-            certfile=str(config.tls.cert_file) if config.tls.cert_file else None,
-            keyfile=str(config.tls.key_file) if config.tls.key_file else None,
-        )
+    apply_credentials(client, config)
     client.on_message = lambda c, u, m: replies.put(m)
     client.on_subscribe = lambda *args: subscribed.set()
     try:

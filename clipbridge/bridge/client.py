@@ -70,16 +70,7 @@ class MqttBridge:
         # manual_ack: the PUBACK for an incident goes out only after its job is committed to the store.
         client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=c.client_id, protocol=mqtt.MQTTv5, manual_ack=True)
         client.suppress_exceptions = True  # an exception in a callback must not kill the network thread
-        if c.username is not None:
-            client.username_pw_set(c.username, c.password)
-        if c.tls is not None:
-            client.tls_set(
-                ca_certs=str(c.tls.ca_file) if c.tls.ca_file else None,
-                certfile=str(c.tls.cert_file) if c.tls.cert_file else None,
-                keyfile=str(c.tls.key_file) if c.tls.key_file else None,
-                cert_reqs=ssl.CERT_REQUIRED,
-            )
-            client.tls_insecure_set(c.tls.insecure)
+        apply_credentials(client, c)
         client.will_set(c.status_topic, b"offline", qos=1, retain=True)
         client.reconnect_delay_set(c.reconnect_min_seconds, c.reconnect_max_seconds)
         client.on_connect = self._handle_connect
@@ -186,6 +177,20 @@ class MqttBridge:
         self, client: mqtt.Client, userdata: object, mid: int, rc: ReasonCode, props: Properties | None
     ) -> None:
         self._loop.call_soon_threadsafe(self._on_puback, mid, not rc.is_failure)
+
+
+def apply_credentials(client: mqtt.Client, config: MqttConfig) -> None:
+    """Username/password and TLS (CA, client certificate) from the config; shared with `clipbridge publish`."""
+    if config.username is not None:
+        client.username_pw_set(config.username, config.password)
+    if config.tls is not None:
+        client.tls_set(
+            ca_certs=str(config.tls.ca_file) if config.tls.ca_file else None,
+            certfile=str(config.tls.cert_file) if config.tls.cert_file else None,
+            keyfile=str(config.tls.key_file) if config.tls.key_file else None,
+            cert_reqs=ssl.CERT_REQUIRED,
+        )
+        client.tls_insecure_set(config.tls.insecure)
 
 
 def _no_delay(client: mqtt.Client, userdata: object, sock: socket.socket | Any) -> None:
