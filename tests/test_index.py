@@ -95,3 +95,24 @@ def test_a_new_camera_folder_is_walked_when_its_event_arrives(tmp_path):
     first = touch(tmp_path, "newcam", T)
     assert index.update_paths([first.parent]) == {"newcam"}
     assert [s.path for s in index.segments("newcam")] == [first]
+
+
+def test_an_event_during_a_rescan_is_not_lost(tmp_path, monkeypatch):
+    # Fault seam: the walk is wrapped so that a recorder writes a segment, and its event is handled, after the
+    # walk has passed that folder and before the rescan swaps its result in (the race a real rescan can lose).
+    import clipbridge.handlers.index as index_module
+
+    touch(tmp_path, "c", T)
+    index = make_index(tmp_path)
+    index.scan()
+    real_walk = index_module._walk
+
+    def walk_then_event(root, layout):
+        found = real_walk(root, layout)
+        late = touch(tmp_path, "c", T + timedelta(seconds=5))
+        index.update_paths([late])
+        return found
+
+    monkeypatch.setattr(index_module, "_walk", walk_then_event)
+    index.scan()
+    assert [(s.start - T).total_seconds() for s in index.segments("c")] == [0, 5]

@@ -73,6 +73,8 @@ class RecordingsIndex:
         self._sources = [(Path(s.root), Layout.create(s.layout, s.timezone)) for s in config.sources]
         self._cameras: dict[str, _Camera] = {}
         self._lock = threading.RLock()
+        self._scans = 0  # scans under way
+        self._changed_during_scan: list[Path] = []
         self.probes = probe_cache or ProbeCache(max_duration=config.max_segment_seconds)
 
     @property
@@ -80,16 +82,31 @@ class RecordingsIndex:
         return [root for root, _ in self._sources]
 
     def scan(self) -> int:
-        """Walk every source and rebuild the index; returns how many segments were found. Nothing is probed."""
-        grouped: dict[str, list[SegmentFile]] = {}
-        count = 0
-        for root, layout in self._sources:
-            for seg in _walk(root, layout):
-                grouped.setdefault(seg.camera_id, []).append(seg)
-                count += 1
-        cameras = {camera_id: _Camera(segs) for camera_id, segs in grouped.items()}
+        """Walk every source and rebuild the index; returns how many segments were found. Nothing is probed.
+
+        Paths updated by file-system events while the walk runs are applied again after the swap, so an event that
+        lands behind the walk is not lost.
+        """
         with self._lock:
-            self._cameras = cameras
+            self._scans += 1
+        replay: list[Path] = []
+        try:
+            grouped: dict[str, list[SegmentFile]] = {}
+            count = 0
+            for root, layout in self._sources:
+                for seg in _walk(root, layout):
+                    grouped.setdefault(seg.camera_id, []).append(seg)
+                    count += 1
+            cameras = {camera_id: _Camera(segs) for camera_id, segs in grouped.items()}
+            with self._lock:
+                self._cameras = cameras
+        finally:
+            with self._lock:
+                self._scans -= 1
+                if self._scans == 0:  # else the scan still walking replays them when it ends
+                    replay, self._changed_during_scan = self._changed_during_scan, []
+        if replay:
+            self.update_paths(replay)
         return count
 
     def update_paths(self, paths: Iterable[Path]) -> set[str]:
@@ -100,7 +117,11 @@ class RecordingsIndex:
         """
         touched: set[str] = set()
         expanded: list[Path] = []
-        for path in map(Path, paths):
+        paths = [Path(p) for p in paths]
+        with self._lock:
+            if self._scans:
+                self._changed_during_scan.extend(paths)
+        for path in paths:
             if path.is_dir():
                 expanded += [Path(d, f) for d, _, files in os.walk(path) for f in files]
             else:
