@@ -1402,6 +1402,12 @@ def report(results: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _profile_table(title: str, column: str, unit: str, rows: list[tuple[str, float]], fmt: str) -> list[str]:
+    """A profile as a markdown table of inclusive milliseconds per unit of work."""
+    out = [title, "", f"| {column} | inclusive ms per {unit} |", "| --- | --- |"]
+    return out + [f"| `{name}` | {ms:{fmt}} |" for name, ms in rows]
+
+
 def details(s: dict[str, Any]) -> list[str]:
     out: list[str] = []
     if "clip_cost" in s:
@@ -1412,22 +1418,23 @@ def details(s: dict[str, Any]) -> list[str]:
             out.append(f"| {name} | {st['median_ms']:.1f} ms | {st['p95_ms']:.1f} ms |")
         prof = c.get("profile", {})
         if "inclusive" in prof:
-            out += ["", f"pyinstrument over {prof['runs']} warm `make_clip` calls ({prof['file']}):", ""]
-            out += ["| function | inclusive ms per clip |", "| --- | --- |"]
-            out += [f"| `{r['function']}` | {r['ms_per_clip']:.1f} |" for r in prof["inclusive"]]
+            title = f"pyinstrument over {prof['runs']} warm `make_clip` calls ({prof['file']}):"
+            out += [
+                "",
+                *_profile_table(
+                    title, "function", "clip", [(r["function"], r["ms_per_clip"]) for r in prof["inclusive"]], ".1f"
+                ),
+            ]
         out.append("")
     if "e2e" in s:
         prof = s["e2e"].get("profile", {})
         if "inclusive" in prof:
-            out += [
+            title = (
                 f"### 2. py-spy on the service over {prof['incidents']} more incidents"
-                f" ({prof['wall_ms_per_incident']:.0f} ms each with the profiler; {prof['file']})",
-                "",
-                "| function (all threads, waits included) | inclusive ms per incident |",
-                "| --- | --- |",
-            ]
-            out += [f"| `{r['function']}` | {r['ms_per_unit']:.1f} |" for r in prof["inclusive"]]
-            out.append("")
+                f" ({prof['wall_ms_per_incident']:.0f} ms each with the profiler; {prof['file']})"
+            )
+            rows = [(r["function"], r["ms_per_unit"]) for r in prof["inclusive"]]
+            out += [*_profile_table(title, "function (all threads, waits included)", "incident", rows, ".1f"), ""]
         if "store_costs" in s["e2e"]:
             out += ["SQLite commits of one job on this disk (WAL, synchronous=FULL):", ""]
             out += ["| store call | median | p95 |", "| --- | --- | --- |"]
@@ -1447,15 +1454,12 @@ def details(s: dict[str, Any]) -> list[str]:
     if "intake" in s:
         prof = s["intake"].get("profile", {})
         if "inclusive" in prof:
-            out += [
+            title = (
                 f"### 5. py-spy on the service over {prof['events']} more events"
-                f" ({prof['events_per_s_with_profiler']:.0f}/s with the profiler; {prof['file']})",
-                "",
-                "| function (all threads, waits included) | inclusive ms per event |",
-                "| --- | --- |",
-            ]
-            out += [f"| `{r['function']}` | {r['ms_per_unit']:.3f} |" for r in prof["inclusive"]]
-            out.append("")
+                f" ({prof['events_per_s_with_profiler']:.0f}/s with the profiler; {prof['file']})"
+            )
+            rows = [(r["function"], r["ms_per_unit"]) for r in prof["inclusive"]]
+            out += [*_profile_table(title, "function (all threads, waits included)", "event", rows, ".3f"), ""]
     return out
 
 

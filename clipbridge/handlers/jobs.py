@@ -107,14 +107,14 @@ class JobRunner:
             elif created:
                 self.enqueue(job.clip_id)
             elif job.finished and target is not None and not (known and redelivered and redelivered[i]):
-                payload = to_bytes(result_for(job, self._store.files_of(job.clip_id), self._base_url))
-                again.append((job.clip_id, target.topic, payload, target.correlation))
+                again.append((job.clip_id, target.topic, self.result(job), target.correlation))
         if again:
             self._store.queue_replies(again)
             self._replies_queued()
         return [(job, created) for job, created, _ in results]
 
     def result(self, job: Job) -> bytes:
+        """The reply payload for a job as it is in the store."""
         return to_bytes(result_for(job, self._store.files_of(job.clip_id), self._base_url))
 
     # -- lifecycle ------------------------------------------------------------------------------------------------
