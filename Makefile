@@ -12,8 +12,9 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e ".[test]"
 	touch $(STAMP)
 
-# System programs the tests use: mosquitto (required: the MQTT tests start their own broker) and Debian's
-# docker-compose v1 (optional: validates docker-compose.yml offline; without it that one test is skipped).
+# System programs the tests use: mosquitto and PostgreSQL (required: the tests start their own broker and their own
+# throwaway cluster) and Debian's docker-compose v1 (optional: validates docker-compose.yml offline; without it that
+# one test is skipped).
 # Installed with apt-get when root, else we say what to install.
 APT := DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends
 deps-system:
@@ -23,6 +24,15 @@ deps-system:
 	    apt-get update -qq && $(APT) mosquitto mosquitto-clients; \
 	  else \
 	    echo "mosquitto is missing: install it (Debian/Ubuntu: sudo apt-get install mosquitto mosquitto-clients)"; \
+	    exit 1; \
+	  fi; \
+	fi
+	@if ! command -v initdb >/dev/null 2>&1 && ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "installing postgresql with apt-get"; \
+	    apt-get update -qq && $(APT) postgresql; \
+	  else \
+	    echo "PostgreSQL is missing: install it (Debian/Ubuntu: sudo apt-get install postgresql) or set PG_TEST_URL"; \
 	    exit 1; \
 	  fi; \
 	fi

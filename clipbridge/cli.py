@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import json
 import logging
 import signal
@@ -15,12 +16,14 @@ from zoneinfo import ZoneInfo
 
 from clipbridge.config import Config, load_config
 from clipbridge.errors import ClipError
-from clipbridge.handlers.clipper import Clipper, ClipRequest, iso
+from clipbridge.handlers.clipper import Clipper
 from clipbridge.handlers.ffmpeg import resolve_ffmpeg
 from clipbridge.handlers.incident import IncidentIn, incident_window, resolve_camera
 from clipbridge.handlers.index import RecordingsIndex
-from clipbridge.handlers.planner import Footage, Window, plan_clip
+from clipbridge.handlers.planner import Footage, plan_clip
+from clipbridge.handlers.replies import FileLinks, result_for
 from clipbridge.logs import setup_logging
+from clipbridge.model import Job, Window, iso
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -104,11 +107,8 @@ def main(argv: list[str] | None = None) -> int:
     return 2
 
 
-def _recordings_tz(config: Config) -> ZoneInfo:
-    return ZoneInfo(config.recordings.sources[0].timezone)
-
-
 def _clip(config: Config, args: argparse.Namespace) -> int:
+    """The same result shape as the MQTT reply; the links are file:// URLs of what was written."""
     event = IncidentIn(
         camera_id=args.camera,
         timestamp=args.timestamp,
@@ -117,17 +117,16 @@ def _clip(config: Config, args: argparse.Namespace) -> int:
         post_seconds=args.post,
     )
     camera_id = resolve_camera(event, None)
-    window = incident_window(event, config.clips, _recordings_tz(config))
     index = RecordingsIndex(config=config.recordings)
     index.scan()
+    window = incident_window(event, config.clips, index.timezone_of(camera_id))
     clipper = Clipper(
         index=index, clips=config.clips, recordings=config.recordings, ffmpeg=resolve_ffmpeg(config.clips.ffmpeg)
     )
-    outcome = clipper.make_clip(ClipRequest(clip_id=uuid.uuid4().hex[:16], camera_id=camera_id, window=window))
-    result = dict(outcome.record)
-    result["video_path"] = str(outcome.video_path)
-    result["annotation_paths"] = {k: str(v) for k, v in outcome.annotation_paths.items()}
-    print(json.dumps(result, indent=2))
+    job = Job.adhoc(uuid.uuid4().hex[:16], camera_id, window)
+    outcome = clipper.make_clip(job)
+    done = dataclasses.replace(job, status=outcome.status, record=outcome.record, completed_at=datetime.now(UTC))
+    print(result_for(done, list(outcome.files), FileLinks()).model_dump_json(indent=2))
     return 0
 
 
@@ -142,8 +141,8 @@ def _index(config: Config) -> int:
         for seg in segs:
             try:
                 footage.append(Footage(seg.path, seg.start, index.probe(seg)))
-            except ClipError as exc:
-                footage.append(Footage(seg.path, seg.start, None, exc.message))
+            except ClipError:
+                footage.append(Footage(seg.path, seg.start, None))
         readable = [f for f in footage if f.info is not None]
         gaps = []
         if readable:

@@ -1,8 +1,14 @@
-"""Configuration: config.yaml validated by pydantic, overridable by CLIPBRIDGE__SECTION__KEY environment variables."""
+"""Configuration: config.yaml validated by pydantic-settings, overridable by CLIPBRIDGE__SECTION__KEY variables.
+
+Loaded once, in the entrypoint (`load_config`), and passed down. Environment values are converted by the key's
+type (a password `123456` stays a string), lists and mappings are JSON, and an empty value, `null` or `~` unsets.
+"""
 
 from __future__ import annotations
 
+import json
 import os
+import socket
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
@@ -10,10 +16,16 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic.fields import FieldInfo
+from pydantic_settings import BaseSettings, EnvSettingsSource, SettingsConfigDict
+from pydantic_settings.sources.types import EnvNoneType
+from pydantic_settings.sources.utils import parse_env_vars
 
-from clipbridge.errors import ClipError
+from clipbridge.errors import ClipError, describe_validation
+from clipbridge.handlers.layout import Layout
 
 ENV_PREFIX = "CLIPBRIDGE__"
+_UNSET = ("", "null", "~")
 
 
 class _Section(BaseModel):
@@ -36,10 +48,13 @@ class SourceConfig(_Section):
 
     @field_validator("layout")
     @classmethod
-    def _has_camera(cls, value: str) -> str:
-        if "{camera_id}" not in value:
-            raise ValueError(f"layout {value!r} must contain {{camera_id}}")
+    def _layout_compiles(cls, value: str) -> str:
+        # Built here, so a bad layout is a config_error naming the key, not a traceback at the first scan.
+        Layout(pattern=value)
         return value
+
+    def compiled_layout(self) -> Layout:
+        return Layout.create(self.layout, self.timezone)
 
 
 class RecordingsConfig(_Section):
@@ -103,7 +118,44 @@ class MqttConfig(_Section):
 
 
 class StoreConfig(_Section):
+    # `sqlite:///relative/path.db`, `sqlite:////absolute/path.db` or `postgresql://user:pass@host:5432/db`.
+    url: str | None = None
+    # The first release's key: the SQLite file, used when `url` is not given.
     path: Path = Path("./data/clipbridge.db")
+    pool_size: int = Field(default=10, ge=1, le=100)  # PostgreSQL connections per instance
+    connect_timeout_seconds: float = Field(default=5.0, gt=0)
+
+    @model_validator(mode="after")
+    def _one_location(self) -> StoreConfig:
+        if self.url is not None:
+            scheme = self.url.split("://", 1)[0] if "://" in self.url else ""
+            if scheme not in ("sqlite", "postgresql", "postgres"):
+                raise ValueError(f"url must start with sqlite:/// or postgresql://, got {_redact(self.url)!r}")
+            if scheme == "sqlite" and not self.url.startswith("sqlite:///"):
+                raise ValueError("a SQLite url is sqlite:///relative/path.db or sqlite:////absolute/path.db")
+            if "path" in self.model_fields_set:
+                raise ValueError("give store.url or store.path, not both")
+        return self
+
+    @property
+    def backend(self) -> Literal["sqlite", "postgresql"]:
+        return "postgresql" if self.url is not None and not self.url.startswith("sqlite:") else "sqlite"
+
+    @property
+    def sqlite_path(self) -> Path:
+        return Path(self.url[len("sqlite:///") :]) if self.url is not None else self.path
+
+    def describe(self) -> str:
+        """Where the store is, for logs and /health, without a password."""
+        return str(self.sqlite_path) if self.backend == "sqlite" else _redact(self.url or "")
+
+
+class InstanceConfig(_Section):
+    # Unique per running instance; names its MQTT session, its claims and the files it holds.
+    id: str = Field(default_factory=socket.gethostname, pattern=r"^[A-Za-z0-9_.\-]{1,64}$")
+    heartbeat_seconds: float = Field(default=5.0, gt=0)  # an instance silent for 3 of these is dead
+    lease_seconds: float = Field(default=30.0, gt=0)  # a running job's claim; renewed every third of it
+    poll_seconds: float = Field(default=2.0, gt=0)  # idle workers look for work this often (besides notifications)
 
 
 class HttpConfig(_Section):
@@ -125,11 +177,16 @@ class LoggingConfig(_Section):
     format: Literal["text", "json"] = "text"
 
 
-class Config(_Section):
+class Config(BaseSettings):
+    model_config = SettingsConfigDict(
+        extra="forbid", frozen=True, env_prefix=ENV_PREFIX, env_nested_delimiter="__", case_sensitive=False
+    )
+
     recordings: RecordingsConfig = Field(default_factory=RecordingsConfig)
     clips: ClipsConfig = Field(default_factory=ClipsConfig)
     mqtt: MqttConfig = Field(default_factory=MqttConfig)
     store: StoreConfig = Field(default_factory=StoreConfig)
+    instance: InstanceConfig = Field(default_factory=InstanceConfig)
     http: HttpConfig = Field(default_factory=HttpConfig)
     retention: RetentionConfig = Field(default_factory=RetentionConfig)
     logging: LoggingConfig = Field(default_factory=LoggingConfig)
@@ -157,53 +214,16 @@ class Config(_Section):
                         "annotations_dir": fix(self.clips.annotations_dir),
                     }
                 ),
-                "store": self.store.model_copy(update={"path": fix(self.store.path)}),
+                "store": self.store.model_copy(
+                    update={"path": fix(self.store.path)}
+                    | (
+                        {"url": f"sqlite:///{fix(self.store.sqlite_path)}"}
+                        if self.store.url is not None and self.store.backend == "sqlite"
+                        else {}
+                    )
+                ),
             }
         )
-
-
-def _env_value(name: str, raw: str) -> Any:
-    """Scalars stay strings (pydantic converts them by the field's type, so a password `123456` or `yes` stays a
-    string); `[...]`/`{...}` are parsed as YAML/JSON; empty, `null` or `~` mean unset."""
-    text = raw.strip()
-    if text in ("", "null", "~"):
-        return None
-    if text[0] in "[{":
-        try:
-            return yaml.safe_load(text)
-        except yaml.YAMLError as exc:
-            raise ClipError("config_error", f"environment variable {name}: cannot parse {raw!r}: {exc}") from exc
-    return raw
-
-
-def _apply_env(data: dict[str, Any], env: Mapping[str, str]) -> dict[str, Any]:
-    """CLIPBRIDGE__MQTT__PORT=1884 sets data["mqtt"]["port"]."""
-    for name, raw in sorted(env.items()):
-        if not name.startswith(ENV_PREFIX):
-            continue
-        keys = [k.lower() for k in name[len(ENV_PREFIX) :].split("__") if k]
-        if not keys:
-            continue
-        node = data
-        for key in keys[:-1]:
-            child = node.get(key)
-            if not isinstance(child, dict):
-                child = {}
-                node[key] = child
-            node = child
-        node[keys[-1]] = _env_value(name, raw)
-    return data
-
-
-def _format_validation(exc: ValidationError, origin: str) -> str:
-    parts = []
-    for err in exc.errors():
-        where = ".".join(str(p) for p in err["loc"]) or "(root)"
-        if err["type"] == "extra_forbidden":
-            parts.append(f"unknown key {where!r}")
-        else:
-            parts.append(f"{where}: {err['msg']}")
-    return f"invalid configuration in {origin}: " + "; ".join(parts)
 
 
 def load_config(path: Path | None = None, env: Mapping[str, str] | None = None) -> Config:
@@ -228,9 +248,69 @@ def load_config(path: Path | None = None, env: Mapping[str, str] | None = None) 
         data = loaded or {}
         base = Path(path).resolve().parent
         origin = str(path)
-    data = _apply_env(data, env)
+    data = _merge(data, _Environment(Config, env)())
     try:
         config = Config.model_validate(data)
     except ValidationError as exc:
-        raise ClipError("config_error", _format_validation(exc, origin)) from exc
+        raise ClipError(
+            "config_error", f"invalid configuration in {origin}: {describe_validation(exc, limit=20)}"
+        ) from exc
     return config.resolved(base)
+
+
+class _Environment(EnvSettingsSource):
+    """pydantic-settings' environment source over a given mapping (os.environ in production, a dict in tests)."""
+
+    def __init__(self, settings_cls: type[BaseSettings], environ: Mapping[str, str]) -> None:
+        self._environ = environ
+        super().__init__(settings_cls, env_parse_none_str="null")
+
+    def _load_env_vars(self) -> Mapping[str, str | None]:
+        known = set(Config.model_fields)
+        ours: dict[str, str] = {}
+        for name, raw in self._environ.items():
+            if not name.upper().startswith(ENV_PREFIX):
+                continue
+            keys = [k for k in name[len(ENV_PREFIX) :].lower().split("__") if k]
+            if keys and keys[0] not in known:
+                raise ClipError("config_error", f"environment variable {name}: unknown key {'.'.join(keys)!r}")
+            text = raw.strip()
+            if text[:1] in ("[", "{"):
+                try:
+                    json.loads(text)
+                except ValueError as exc:
+                    raise ClipError("config_error", f"environment variable {name}: {raw!r} is not JSON: {exc}") from exc
+            ours[name] = "null" if text in _UNSET else raw
+        return parse_env_vars(ours, False, False, "null")
+
+    def prepare_field_value(self, field_name: str, field: FieldInfo, value: Any, value_is_complex: bool) -> Any:
+        return _unwrap_none(super().prepare_field_value(field_name, field, value, value_is_complex))
+
+
+def _redact(url: str) -> str:
+    """postgresql://user:secret@host/db -> postgresql://user:***@host/db"""
+    scheme, sep, rest = url.partition("://")
+    creds, at, host = rest.rpartition("@")
+    if not sep or not at or ":" not in creds:
+        return url
+    return f"{scheme}://{creds.split(':', 1)[0]}:***@{host}"
+
+
+def _unwrap_none(value: Any) -> Any:
+    """pydantic-settings marks `null` as EnvNoneType (a str subclass) inside nested values: make it None."""
+    if isinstance(value, dict):
+        return {k: _unwrap_none(v) for k, v in value.items()}
+    if isinstance(value, EnvNoneType):
+        return None
+    return value
+
+
+def _merge(base: dict[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
+    """`over` wins, key by key, at every depth (the environment over the file)."""
+    out = dict(base)
+    for key, value in over.items():
+        if isinstance(value, Mapping) and isinstance(out.get(key), dict):
+            out[key] = _merge(out[key], value)
+        else:
+            out[key] = value
+    return out

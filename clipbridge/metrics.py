@@ -6,21 +6,8 @@ from collections.abc import Callable
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
-ERROR_CODES = (
-    "invalid_json",
-    "invalid_request",
-    "payload_too_large",
-    "unsafe_camera_id",
-    "window_too_long",
-    "unknown_camera",
-    "no_footage",
-    "segment_missing",
-    "segment_unreadable",
-    "ffmpeg_failed",
-    "ffmpeg_timeout",
-    "storage_error",
-    "internal_error",
-)
+from clipbridge.model import JOB_ERROR_CODES, OUTCOMES
+
 _LATENCY = (0.1, 0.25, 0.5, 1, 2, 5, 10, 20, 30, 60, 90, 120, 300)
 _FFMPEG = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60)
 
@@ -56,17 +43,16 @@ class Metrics:
     def init_labels(self, cameras: list[str]) -> None:
         """Create the label sets at zero: Prometheus never sees the first increment of a series that starts at 1."""
         for camera in cameras:
-            for status in ("done", "partial", "failed"):
+            for status in OUTCOMES:
                 self.clip_requests.labels(camera=camera, status=status)
         for result in ("accepted", "duplicate", "rejected"):
             self.mqtt_messages.labels(result=result)
-        for code in ERROR_CODES:
+        for code in JOB_ERROR_CODES:
             self.clip_errors.labels(type=code)
 
-    def bind(self, *, queue_depth: Callable[[], float], outbox_pending: Callable[[], float]) -> None:
-        """Gauges read at scrape time."""
-        self.clip_queue_depth.set_function(queue_depth)
-        self.outbox_pending.set_function(outbox_pending)
+    def bind(self, *, mqtt_connected: Callable[[], float]) -> None:
+        """Gauges read at scrape time (the store's counts are set by the /metrics route, which can await them)."""
+        self.mqtt_connected.set_function(mqtt_connected)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

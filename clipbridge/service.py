@@ -1,15 +1,19 @@
-"""The one process: MQTT bridge, clip workers, recordings watcher and HTTP side-app; start and graceful shutdown."""
+"""The one lifecycle: `Service.startup()` builds the parts in dependency order, `shutdown()` stops them in reverse.
+
+As uvicorn's server does: construction stores the config, `startup()` does the side effects, the first SIGTERM or
+SIGINT begins a graceful shutdown and a second one forces the exit.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 import socket
 from collections.abc import Generator
 from dataclasses import dataclass
-from zoneinfo import ZoneInfo
 
 import uvicorn
 
@@ -21,30 +25,20 @@ from clipbridge.errors import ClipError
 from clipbridge.handlers.clipper import Clipper
 from clipbridge.handlers.ffmpeg import resolve_ffmpeg
 from clipbridge.handlers.index import RecordingsIndex
+from clipbridge.handlers.instances import Membership
 from clipbridge.handlers.jobs import JobRunner
+from clipbridge.handlers.replies import HttpLinks
 from clipbridge.handlers.retention import retention_loop
-from clipbridge.handlers.store import Store
+from clipbridge.handlers.store import Store, make_store
 from clipbridge.handlers.watcher import watch_recordings
+from clipbridge.http.app import create_app
 from clipbridge.metrics import Metrics
 
 logger = logging.getLogger(__name__)
 
-SHUTDOWN_GRACE_SECONDS = 20.0
+SHUTDOWN_GRACE_SECONDS = 20.0  # running FFmpeg jobs get this long to finish
 OUTBOX_FLUSH_SECONDS = 5.0
-
-
-@dataclass
-class Components:
-    """What the HTTP side-app and the health check look at."""
-
-    config: Config
-    store: Store
-    index: RecordingsIndex
-    clipper: Clipper
-    runner: JobRunner
-    metrics: Metrics
-    ffmpeg: str
-    bridge: MqttBridge | None = None
+HTTP_GRACE_SECONDS = 5  # open downloads get this long before their connections are closed
 
 
 class _Server(uvicorn.Server):
@@ -54,8 +48,180 @@ class _Server(uvicorn.Server):
         yield
 
 
+@dataclass
+class _Running:
+    """What startup() built; shutdown() takes it apart."""
+
+    store: Store
+    clipper: Clipper
+    runner: JobRunner
+    membership: Membership
+    bridge: MqttBridge | None
+    outbox: OutboxPublisher | None
+    intake: asyncio.Task[None] | None
+    server: _Server | None
+    tasks: list[asyncio.Task[None]]
+    stop_background: asyncio.Event
+
+
+class Service:
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.should_exit = asyncio.Event()
+        self._signals = 0
+        self._running: _Running | None = None
+
+    async def serve(self) -> None:
+        with self.capture_signals():
+            await self.startup()
+            try:
+                await self.should_exit.wait()
+            finally:
+                await self.shutdown()
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Generator[None, None, None]:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self.handle_exit, sig)
+        try:
+            yield
+        finally:
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                loop.remove_signal_handler(sig)
+
+    def handle_exit(self, sig: int) -> None:
+        """First signal: graceful shutdown. Second: kill what runs and leave now (jobs resume at the next start)."""
+        self._signals += 1
+        if self._signals == 1:
+            self.should_exit.set()
+            return
+        logger.warning("second %s: forcing exit without waiting", signal.Signals(sig).name)
+        if self._running is not None:
+            self._running.clipper.kill_running()
+        logging.shutdown()
+        os._exit(1)
+
+    async def startup(self) -> None:
+        config = self.config
+        loop = asyncio.get_running_loop()
+        # Bind first: a port in use is a startup error, not a service running without its side-app.
+        sock = _listen(config.http.host, config.http.port) if config.http.enabled else None
+        metrics = Metrics()
+        store = make_store(config)
+        await store.open()
+        logger.info("job store: %s (%s)", store.describe(), "shared" if store.shared else "this instance only")
+        index = RecordingsIndex(config=config.recordings)
+        found = await asyncio.to_thread(index.scan)
+        logger.info("recordings index: %d segments, cameras %s", found, ", ".join(index.cameras()) or "none")
+        ffmpeg = resolve_ffmpeg(config.clips.ffmpeg)
+        clipper = Clipper(index=index, clips=config.clips, recordings=config.recordings, ffmpeg=ffmpeg)
+        if removed := clipper.remove_temp_files():
+            logger.info("removed %d temporary file(s) left by an interrupted FFmpeg run", removed)
+        me = config.instance.id
+        membership = Membership(
+            store=store,
+            instance_id=me,
+            base_url=config.http.public_base_url,
+            cameras=lambda: {c: str(index.timezone_of(c)) for c in index.cameras()},
+            every=config.instance.heartbeat_seconds,
+        )
+        with contextlib.suppress(ClipError):  # the store may be down right now; the heartbeat loop says so
+            await membership.beat()
+        replies = asyncio.Event()  # set when replies were queued; the outbox publishes them
+        links = HttpLinks(config.http.public_base_url)
+        runner = JobRunner(store=store, clipper=clipper, index=index, clips=config.clips, recordings=config.recordings,
+                           instance=config.instance, membership=membership, links=links, metrics=metrics,
+                           replies=replies)  # fmt: skip
+        mqtt = config.mqtt
+        if store.shared:  # each instance has its own broker session (and status topic)
+            mqtt = mqtt.model_copy(update={"client_id": f"{mqtt.client_id}-{me}"})
+        bridge = MqttBridge(config=mqtt, loop=loop) if mqtt.enabled else None
+        if bridge is not None:
+            metrics.bind(mqtt_connected=lambda: 1.0 if bridge.connected else 0.0)
+        metrics.init_labels(index.cameras())
+
+        stop_background = asyncio.Event()
+        watcher = watch_recordings(
+            index, runner.footage_changed, stop_background, rescan_seconds=config.recordings.rescan_seconds
+        )
+        tasks = [
+            asyncio.create_task(watcher, name="watcher"),
+            asyncio.create_task(
+                retention_loop(store, config.retention, metrics, stop_background, instance=me), name="retention"
+            ),
+            asyncio.create_task(membership.run(stop_background), name="heartbeat"),
+            asyncio.create_task(_follow(store, runner, replies), name="notifications"),
+        ]
+        outbox = intake = None
+        if bridge is not None:
+            outbox = OutboxPublisher(store=store, bridge=bridge, replies=replies, instance=me,
+                                     poll=config.instance.poll_seconds)  # fmt: skip
+            consumer = Intake(runner=runner, bridge=bridge, config=mqtt, metrics=metrics,
+                              max_backlog=config.clips.max_backlog, copies_elsewhere=store.shared)  # fmt: skip
+            tasks.append(asyncio.create_task(outbox.run(), name="outbox"))
+            intake = asyncio.create_task(consumer.run(), name="intake")
+        server = None
+        if sock is not None:
+            app = create_app(config=config, store=store, runner=runner, index=index, metrics=metrics, links=links,
+                             ffmpeg=ffmpeg, broker=bridge, membership=membership)  # fmt: skip
+            server = _Server(
+                uvicorn.Config(app, log_config=None, access_log=False, timeout_graceful_shutdown=HTTP_GRACE_SECONDS)
+            )
+            tasks.append(asyncio.create_task(server.serve(sockets=[sock]), name="http"))
+        for task in [*tasks, *([intake] if intake else [])]:
+            task.add_done_callback(_report_death)
+        self._running = _Running(store, clipper, runner, membership, bridge, outbox, intake, server, tasks,
+                                 stop_background)  # fmt: skip
+
+        if released := await runner.start():
+            logger.info("released %d job(s) a previous run of instance %s was cutting; they resume", released, me)
+        if bridge is not None:
+            bridge.start()
+        where = f" (HTTP on http://{config.http.host}:{config.http.port})" if sock is not None else ""
+        logger.info("clipbridge running%s as instance %s", where, me)
+
+    async def shutdown(self) -> None:
+        r = self._running
+        if r is None:
+            return
+        logger.info("shutting down: intake stops, running clips get %.0f s to finish", SHUTDOWN_GRACE_SECONDS)
+        # Stop intake first: unacknowledged messages stay with the broker (redelivered to the next session, deduplicated).
+        if r.intake is not None:
+            r.intake.cancel()
+            await asyncio.gather(r.intake, return_exceptions=True)
+        r.runner.begin_drain()  # REST submissions now answer 503
+        await r.runner.stop(SHUTDOWN_GRACE_SECONDS)
+        r.stop_background.set()
+        if r.outbox is not None and not await r.outbox.flush(OUTBOX_FLUSH_SECONDS):
+            logger.warning("replies not yet acknowledged are sent after restart (or by another instance)")
+        await r.membership.leave()  # peers may take over this instance's unsent replies at once
+        if r.bridge is not None:
+            r.bridge.stop()
+        if r.server is not None:
+            r.server.should_exit = True  # uvicorn closes open downloads after HTTP_GRACE_SECONDS
+        for task in r.tasks:
+            if task.get_name() != "http":
+                task.cancel()
+        await asyncio.gather(*r.tasks, return_exceptions=True)
+        await r.store.close()
+        self._running = None
+        logger.info("clipbridge stopped")
+
+
+async def _follow(store: Store, runner: JobRunner, replies: asyncio.Event) -> None:
+    """What other instances did (PostgreSQL's notifications): new work to claim or park, replies to send."""
+    async for notice in store.notifications():
+        if notice == "jobs":
+            runner.poke()
+            with contextlib.suppress(ClipError):
+                await runner.sync_waiting()
+        else:
+            replies.set()
+
+
 def run_service(config: Config) -> int:
-    asyncio.run(_main(config))
+    asyncio.run(Service(config).serve())
     return 0
 
 
@@ -77,135 +243,3 @@ def _listen(host: str, port: int) -> socket.socket:
     sock.listen(128)
     sock.setblocking(False)
     return sock
-
-
-async def _main(config: Config) -> None:
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    await serve(config, stop)
-
-
-async def serve(config: Config, stop: asyncio.Event) -> None:
-    loop = asyncio.get_running_loop()
-    # Bind first: a port in use is a startup error, not a service running without its side-app.
-    sock = _listen(config.http.host, config.http.port) if config.http.enabled else None
-    metrics = Metrics()
-    store = Store(path=config.store.path)
-    store.open()
-    index = RecordingsIndex(config=config.recordings)
-    found = await asyncio.to_thread(index.scan)
-    logger.info("recordings index: %d segments, cameras %s", found, ", ".join(index.cameras()) or "none")
-    ffmpeg = resolve_ffmpeg(config.clips.ffmpeg)
-    clipper = Clipper(index=index, clips=config.clips, recordings=config.recordings, ffmpeg=ffmpeg)
-    if removed := clipper.remove_temp_files():
-        logger.info("removed %d temporary file(s) left by an interrupted FFmpeg run", removed)
-
-    publisher: OutboxPublisher | None = None
-
-    def replies_queued() -> None:
-        if publisher is not None:
-            publisher.wake()
-
-    runner = JobRunner(
-        store=store,
-        clipper=clipper,
-        index=index,
-        clips=config.clips,
-        recordings=config.recordings,
-        base_url=config.http.public_base_url,
-        metrics=metrics,
-        tz=ZoneInfo(config.recordings.sources[0].timezone),
-        replies_queued=replies_queued,
-    )
-    parts = Components(config, store, index, clipper, runner, metrics, ffmpeg)
-    metrics.bind(queue_depth=store.count_unfinished, outbox_pending=store.count_unsent)
-    metrics.init_labels(index.cameras())
-
-    tasks: list[asyncio.Task[None]] = []
-    intake_task: asyncio.Task[None] | None = None
-    if config.mqtt.enabled:
-        intake_holder: list[Intake] = []
-
-        def on_connection(connected: bool) -> None:
-            metrics.mqtt_connected.set(1 if connected else 0)
-            if publisher is not None:
-                publisher.on_connection(connected)
-
-        bridge = MqttBridge(
-            config=config.mqtt,
-            loop=loop,
-            on_message=lambda msg: intake_holder[0].put(msg),
-            on_connection=on_connection,
-            on_puback=lambda mid, ok: publisher.on_puback(mid, ok) if publisher else None,
-        )
-        publisher = OutboxPublisher(store=store, bridge=bridge)
-        intake = Intake(
-            runner=runner,
-            store=store,
-            bridge=bridge,
-            config=config.mqtt,
-            metrics=metrics,
-            max_backlog=config.clips.max_backlog,
-            replies_queued=replies_queued,
-        )
-        intake_holder.append(intake)
-        parts.bridge = bridge
-        tasks.append(asyncio.create_task(publisher.run(), name="outbox"))
-        intake_task = asyncio.create_task(intake.run(), name="intake")
-
-    watch_stop = asyncio.Event()
-    tasks.append(
-        asyncio.create_task(
-            watch_recordings(
-                index, runner.footage_changed, watch_stop, rescan_seconds=config.recordings.rescan_seconds
-            ),
-            name="watcher",
-        )
-    )
-    tasks.append(asyncio.create_task(retention_loop(store, config.retention, metrics, watch_stop), name="retention"))
-    server: _Server | None = None
-    if config.http.enabled:
-        from clipbridge.http.app import create_app
-
-        server = _Server(
-            uvicorn.Config(
-                create_app(parts), host=config.http.host, port=config.http.port, log_config=None, access_log=False
-            )
-        )
-        assert sock is not None
-        tasks.append(asyncio.create_task(server.serve(sockets=[sock]), name="http"))
-
-    for task in [*tasks, *([intake_task] if intake_task else [])]:
-        task.add_done_callback(_report_death)
-    resumed = runner.start()
-    if resumed:
-        logger.info("resumed %d unfinished job(s)", resumed)
-    if parts.bridge is not None:
-        parts.bridge.start()
-    where = f" (HTTP on http://{config.http.host}:{config.http.port})" if config.http.enabled else ""
-    logger.info("clipbridge running%s", where)
-
-    await stop.wait()
-    logger.info("shutting down: intake stops, running clips get %.0f s to finish", SHUTDOWN_GRACE_SECONDS)
-    # Stop intake first: unacknowledged messages stay with the broker (redelivered to the next session, deduplicated).
-    if intake_task is not None:
-        intake_task.cancel()
-        await asyncio.gather(intake_task, return_exceptions=True)
-    await runner.stop(SHUTDOWN_GRACE_SECONDS)
-    watch_stop.set()
-    if publisher is not None:
-        flushed = await publisher.flush(OUTBOX_FLUSH_SECONDS)
-        if not flushed:
-            logger.warning("%d repl(ies) not yet acknowledged; they are sent after restart", store.count_unsent())
-    if parts.bridge is not None:
-        parts.bridge.stop()
-    if server is not None:
-        server.should_exit = True
-    for task in tasks:
-        if task.get_name() != "http":
-            task.cancel()
-    await asyncio.gather(*tasks, return_exceptions=True)
-    store.close()
-    logger.info("clipbridge stopped")

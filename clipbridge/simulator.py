@@ -68,7 +68,9 @@ def simulate_camera(
     for old in staging.iterdir():
         old.unlink()
     argv = camera_argv(ffmpeg, camera_id=camera_id, staging=staging, segment_seconds=segment_seconds, size=size)
-    t0 = datetime.now(UTC)  # with -re, FFmpeg's timeline runs from (about) now
+    # With -re, FFmpeg's timeline runs from (about) now. Whole seconds: names have 1 s resolution, and a fractional
+    # origin would let a segment starting at 5.02 s (AAC priming) be named a second late, a false 1 s gap.
+    t0 = datetime.now(UTC).replace(microsecond=0)
     proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stderr=subprocess.PIPE)
     done = 0
     try:

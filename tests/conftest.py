@@ -18,6 +18,7 @@ from clipbridge.handlers.ffmpeg import resolve_ffmpeg
 from clipbridge.handlers.layout import Layout
 from clipbridge.synth import record_segments
 from tests.harness import Broker, Service, broker_for_tests, free_port
+from tests.pgcluster import pg_cluster, pg_private, pg_url  # noqa: F401
 
 SEED_LAYOUT = "{camera_id}/{camera_id}_%Y%m%d_%H%M%S"
 MEDIAMTX_LAYOUT = "{camera_id}/%Y-%m-%d_%H-%M-%S-%f"
@@ -215,5 +216,33 @@ def start_service(
 
     yield start
     for s in services:
+        s.kill9()
+        s.dump_log()
+
+
+def launch(workdir: Path, footage, **overrides: object) -> Service:
+    port = free_port()
+    settings: dict[str, object] = {
+        "mqtt__enabled": False,
+        "http__port": port,
+        "http__public_base_url": f"http://127.0.0.1:{port}",
+        **overrides,
+    }
+    service = Service(config_env(workdir, footage.sources(), **settings), workdir)
+    service.start(wait_mqtt=False)
+    return service
+
+
+@pytest.fixture
+def own_service(tmp_path: Path, footage) -> Iterator[Callable[..., Service]]:
+    started: list[Service] = []
+
+    def start(**overrides: object) -> Service:
+        s = launch(tmp_path, footage, **overrides)
+        started.append(s)
+        return s
+
+    yield start
+    for s in started:
         s.kill9()
         s.dump_log()

@@ -6,6 +6,7 @@ import socket
 import subprocess
 import sys
 from pathlib import Path
+from urllib.parse import urlparse
 
 import yaml
 
@@ -47,10 +48,12 @@ def test_clip_command_on_the_seed_example(tmp_path, footage):
     result = json.loads(proc.stdout)
     assert result["status"] == "done"
     assert (result["actual_start"], result["requested_end"]) == ("2025-08-29T14:30:00.000Z", "2025-08-29T14:30:20.000Z")
-    assert Path(result["video_path"]).parent == tmp_path / "videos"
-    assert Path(result["video_path"]).is_file()
-    assert sorted(Path(p).suffix for p in result["annotation_paths"].values()) == [".json", ".txt", ".yaml"]
-    assert all(Path(p).parent == tmp_path / "annotations" for p in result["annotation_paths"].values())
+    # The MQTT reply's shape; its links are the files written (file:// URLs).
+    video = Path(urlparse(result["download_url"]).path)
+    assert video.parent == tmp_path / "videos" and video.is_file()
+    notes = [Path(urlparse(url).path) for url in result["annotations"].values()]
+    assert sorted(p.suffix for p in notes) == [".json", ".txt", ".yaml"]
+    assert all(p.parent == tmp_path / "annotations" for p in notes)
 
 
 def test_clip_command_errors_are_json_with_a_code(tmp_path, footage):
@@ -102,3 +105,24 @@ def test_run_refuses_to_start_when_its_http_port_is_taken(tmp_path, footage):
         )
     assert proc.returncode == 2
     assert f"cannot listen on 127.0.0.1:{port}" in proc.stderr
+
+
+def test_clip_command_prints_the_same_result_shape_as_the_mqtt_reply(tmp_path, footage, start_service, broker, prefix):
+    from tests.harness import TestClient
+
+    service = start_service()
+    client = TestClient(broker.port, subscribe=[f"{prefix}/r/#"])
+    event = {"camera_id": "camera1", "timestamp": "2025-08-29T14:30:15", "duration": 20}
+    client.publish(f"{prefix}/clips/requests", event, response_topic=f"{prefix}/r/1")
+    reply = client.expect_json(timeout=60)
+    client.close()
+    service.stop()
+    proc = run_cli("--config", str(write_config(tmp_path, footage)), "clip", "--camera", "camera1", "--timestamp",
+                   "2025-08-29T14:30:15", "--duration", "20", cwd=tmp_path)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    printed = json.loads(proc.stdout)
+    assert set(printed) == set(reply)
+    same = ("status", "camera_id", "timestamp", "requested_start", "requested_end", "actual_start", "actual_end",
+            "start_time", "end_time", "duration_seconds", "file_size", "source_segments", "gaps", "trim", "codecs")  # fmt: skip
+    assert {k: printed[k] for k in same} == {k: reply[k] for k in same}
+    assert printed["download_url"].startswith("file://") and reply["download_url"].startswith("http://")

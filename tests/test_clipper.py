@@ -12,10 +12,11 @@ import pytest
 import yaml
 
 from clipbridge.errors import ClipError
-from clipbridge.handlers.clipper import Clipper, ClipRequest
+from clipbridge.handlers.clipper import Clipper
 from clipbridge.handlers.ffmpeg import resolve_ffmpeg
 from clipbridge.handlers.index import RecordingsIndex
 from clipbridge.handlers.planner import request_window
+from clipbridge.model import Job
 from tests.conftest import SEED_INCIDENT
 from tests.media_checks import check_clip_against_sources, first_frame_decodes
 
@@ -31,13 +32,13 @@ def clipper_for(config) -> Clipper:
 def cut(clipper: Clipper, camera: str, incident: datetime, clip_id: str = "c1", **window):
     args = {"duration": None, "pre_seconds": None, "post_seconds": None, **window}
     w = request_window(incident, default_pre=15, default_post=5, max_duration=300, **args)
-    return clipper.make_clip(ClipRequest(clip_id=clip_id, camera_id=camera, window=w, metadata={"zone": "B"}))
+    return clipper.make_clip(Job.adhoc(clip_id, camera, w, metadata={"zone": "B"}))
 
 
 def sources_of(outcome) -> list[tuple[Path, datetime]]:
     return [
         (Path(s["file_path"]), datetime.fromisoformat(s["start_time"].replace("Z", "+00:00")))
-        for s in outcome.record["source_clips"]
+        for s in outcome.record.to_json()["source_clips"]
     ]
 
 
@@ -47,7 +48,7 @@ def ts(text: str) -> datetime:
 
 def test_seed_example_gives_20_s_from_143000_to_143020_with_annotations(make_config):
     outcome = cut(clipper_for(make_config()), "camera1", SEED_INCIDENT, duration=20)
-    r = outcome.record
+    r = outcome.record.to_json()
     assert outcome.status == "done"
     assert (r["requested_start"], r["requested_end"]) == ("2025-08-29T14:30:00.000Z", "2025-08-29T14:30:20.000Z")
     assert r["actual_start"] == "2025-08-29T14:30:00.000Z"
@@ -110,7 +111,7 @@ def test_clip_covers_window_starts_on_keyframe_and_copies_packets_untouched(
     make_config, camera, incident, window, early
 ):
     outcome = cut(clipper_for(make_config()), camera, incident, **window)
-    r = outcome.record
+    r = outcome.record.to_json()
     assert outcome.status == "done", r["gaps"]
     cov = check_clip_against_sources(outcome.video_path, sources_of(outcome))
     requested_start, requested_end = ts(r["requested_start"]), ts(r["requested_end"])
@@ -124,10 +125,10 @@ def test_clip_covers_window_starts_on_keyframe_and_copies_packets_untouched(
 def test_missing_segment_is_reported_as_a_gap(make_config):
     outcome = cut(clipper_for(make_config()), "camgap", SEED_INCIDENT, duration=20)
     assert outcome.status == "partial"
-    assert outcome.record["gaps"] == [
+    assert outcome.record.to_json()["gaps"] == [
         {"start": "2025-08-29T14:30:05.000Z", "end": "2025-08-29T14:30:10.000Z", "seconds": 5.0, "reason": "missing"}
     ]
-    assert len(outcome.record["source_clips"]) == 3
+    assert len(outcome.record.to_json()["source_clips"]) == 3
     check_clip_against_sources(outcome.video_path, sources_of(outcome))
 
 
@@ -135,7 +136,7 @@ def test_missing_segment_is_reported_as_a_gap(make_config):
 def test_corrupt_or_empty_segment_is_a_reported_gap_not_a_crash(make_config, camera):
     outcome = cut(clipper_for(make_config()), camera, SEED_INCIDENT, duration=20)
     assert outcome.status == "partial"
-    assert [(g["start"], g["end"], g["reason"]) for g in outcome.record["gaps"]] == [
+    assert [(g["start"], g["end"], g["reason"]) for g in outcome.record.to_json()["gaps"]] == [
         ("2025-08-29T14:30:05.000Z", "2025-08-29T14:30:10.000Z", "unreadable")
     ]
 
@@ -167,15 +168,14 @@ def test_hevc_is_tagged_hvc1(make_config):
     with av.open(str(outcome.video_path)) as c:
         assert c.streams.video[0].codec_context.name == "hevc"
         assert c.streams.video[0].codec_tag == "hvc1"
-    assert outcome.record["codecs"]["video"] == "hevc"
+    assert outcome.record.to_json()["codecs"]["video"] == "hevc"
 
 
 def test_alaw_audio_becomes_aac_while_video_is_copied(make_config):
     outcome = cut(clipper_for(make_config()), "camalaw", SEED_INCIDENT, duration=20)
     with av.open(str(outcome.video_path)) as c:
         assert c.streams.audio[0].codec_context.name == "aac"
-    assert outcome.record["codecs"] | {} == outcome.record["codecs"]
-    assert outcome.record["codecs"]["audio"] == "pcm_alaw" and outcome.record["codecs"]["audio_transcoded"] is True
+    assert outcome.record.codecs.audio == "pcm_alaw" and outcome.record.codecs.audio_transcoded is True
     check_clip_against_sources(outcome.video_path, sources_of(outcome))
 
 
@@ -188,11 +188,11 @@ def test_resolution_change_keeps_the_incident_run_and_reports_the_rest(make_conf
         post_seconds=5,
     )
     assert outcome.status == "partial"
-    assert [s["filename"] for s in outcome.record["source_clips"]] == [
+    assert [s["filename"] for s in outcome.record.to_json()["source_clips"]] == [
         "camres_20250829_143020.mp4",
         "camres_20250829_143025.mp4",
     ]
-    assert [(g["start"], g["end"], g["reason"]) for g in outcome.record["gaps"]] == [
+    assert [(g["start"], g["end"], g["reason"]) for g in outcome.record.to_json()["gaps"]] == [
         ("2025-08-29T14:30:15.000Z", "2025-08-29T14:30:20.000Z", "incompatible")
     ]
     with av.open(str(outcome.video_path)) as c:
@@ -207,12 +207,12 @@ def test_segments_mode_copies_whole_segments(make_config):
         pre_seconds=4,
         post_seconds=2,
     )
-    assert outcome.record["trim"] == "segments"
-    assert [s["filename"] for s in outcome.record["source_clips"]] == [
+    assert outcome.record.to_json()["trim"] == "segments"
+    assert [s["filename"] for s in outcome.record.to_json()["source_clips"]] == [
         "camera1_20250829_143005.mp4",
         "camera1_20250829_143010.mp4",
     ]
-    assert (outcome.record["actual_start"], outcome.record["duration_seconds"]) == (
+    assert (outcome.record.to_json()["actual_start"], outcome.record.to_json()["duration_seconds"]) == (
         "2025-08-29T14:30:05.000Z",
         pytest.approx(10.0, abs=0.1),
     )

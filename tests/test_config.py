@@ -89,3 +89,26 @@ def test_environment_structures_must_parse():
     with pytest.raises(ClipError) as err:
         load_config(None, env={"CLIPBRIDGE__MQTT__REQUEST_TOPICS": "[a, b"})
     assert "CLIPBRIDGE__MQTT__REQUEST_TOPICS" in err.value.message
+
+
+def test_a_bad_layout_is_a_config_error_naming_the_key(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("recordings:\n  sources:\n    - root: /x\n      layout: '{camera_id}/%Q%Y%m%d%H%M'\n")
+    with pytest.raises(ClipError) as err:
+        load_config(path, env={})
+    assert err.value.code == "config_error"
+    assert "recordings.sources.0.layout" in err.value.message and "%Q" in err.value.message
+
+
+def test_an_empty_environment_value_unsets_what_the_file_set_and_leaves_its_siblings(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("http:\n  api_token: secret\n  port: 9000\nmqtt:\n  username: u\n  password: p\n")
+    config = load_config(path, env={"CLIPBRIDGE__HTTP__API_TOKEN": "", "CLIPBRIDGE__MQTT__PASSWORD": "~"})
+    assert config.http.api_token is None and config.http.port == 9000
+    assert config.mqtt.password is None and config.mqtt.username == "u"
+
+
+def test_unknown_top_level_env_key_is_an_error():
+    with pytest.raises(ClipError) as err:
+        load_config(None, env={"CLIPBRIDGE__NOPE__X": "1"})
+    assert "CLIPBRIDGE__NOPE__X" in err.value.message

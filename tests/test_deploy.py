@@ -178,7 +178,7 @@ def test_prometheus_scrapes_clipbridge() -> None:
 def exposed_metric_names() -> set[str]:
     """Sample names in clipbridge's /metrics text, every labelled metric given one child (else it renders nothing)."""
     m = Metrics()
-    m.bind(queue_depth=lambda: 0, outbox_pending=lambda: 0)
+    m.bind(mqtt_connected=lambda: 0)
     m.clip_requests.labels(camera="cam1", status="done").inc(0)
     m.clip_errors.labels(type="no_footage").inc(0)
     m.mqtt_messages.labels(result="accepted").inc(0)

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -15,25 +16,13 @@ from hypothesis import HealthCheck, given, settings
 
 from clipbridge.config import RetentionConfig
 from clipbridge.handlers.retention import sweep
-from clipbridge.handlers.store import NewJob, Store, StoredFile
-from tests.conftest import config_env
-from tests.harness import Service, broker_for_tests, free_port, poll
+from clipbridge.handlers.store import Admission, SqliteStore
+from clipbridge.model import NewJob, StoredFile, Window
+from tests.conftest import launch
+from tests.harness import Service, broker_for_tests, poll
 
 SEED_BODY = {"camera_id": "camera1", "timestamp": "2025-08-29T14:30:15", "duration": 20}
 TERMINAL = ("done", "partial", "failed")
-
-
-def launch(workdir: Path, footage, **overrides: object) -> Service:
-    port = free_port()
-    settings: dict[str, object] = {
-        "mqtt__enabled": False,
-        "http__port": port,
-        "http__public_base_url": f"http://127.0.0.1:{port}",
-        **overrides,
-    }
-    service = Service(config_env(workdir, footage.sources(), **settings), workdir)
-    service.start(wait_mqtt=False)
-    return service
 
 
 @pytest.fixture(scope="module")
@@ -42,21 +31,6 @@ def service(tmp_path_factory: pytest.TempPathFactory, footage) -> Iterator[Servi
     yield s
     s.kill9()
     s.dump_log()
-
-
-@pytest.fixture
-def own_service(tmp_path: Path, footage) -> Iterator[Callable[..., Service]]:
-    started: list[Service] = []
-
-    def start(**overrides: object) -> Service:
-        s = launch(tmp_path, footage, **overrides)
-        started.append(s)
-        return s
-
-    yield start
-    for s in started:
-        s.kill9()
-        s.dump_log()
 
 
 def wait_status(http: httpx.Client, clip_id: str, statuses: tuple[str, ...]) -> dict:
@@ -226,7 +200,7 @@ def test_health_ok_without_mqtt(service):
     assert health.status_code == 200
     body = health.json()
     assert body["status"] == "ok"
-    assert set(body["components"]) == {"store", "output_dir", "ffmpeg", "queue", "outbox"}
+    assert set(body["components"]) == {"store", "output_dir", "ffmpeg", "queue", "outbox", "instances"}
 
 
 def test_openapi_documents_examples(service):
@@ -272,36 +246,51 @@ def test_health_is_503_while_the_broker_is_down(tmp_path, footage):
 
 
 def test_retention_sweep_removes_past_the_limits_and_only_those(tmp_path):
-    store = Store(path=tmp_path / "db.sqlite")
-    store.open()
+    asyncio.run(retention_scenario(tmp_path))
+
+
+async def retention_scenario(tmp_path: Path) -> None:
+    store = SqliteStore(path=tmp_path / "db.sqlite")
+    await store.open()
     start = datetime.now(UTC)
+    window = Window(start, start, start)
+
+    async def new(clip_id: str, key: str) -> None:
+        job = NewJob(clip_id, key, None, "cam", window, source="http")
+        await store.admit([Admission(job, None)], [], lambda j, f: b"")
+
     made = []
     for i, size in enumerate((100, 200, 300)):
         clip_id = f"c{i}"
-        store.submit_many([(NewJob(clip_id, f"k{i}", None, "cam", start, start, start, {}, "http"), None)])
+        await new(clip_id, f"k{i}")
         video, note = tmp_path / f"{clip_id}.mp4", tmp_path / f"{clip_id}.json"
         video.write_bytes(b"v" * size)
         note.write_bytes(b"{}")
         files = [StoredFile(video.name, clip_id, "video", video, size), StoredFile(note.name, clip_id, "json", note, 2)]
-        store.finish(clip_id, status="done", result={}, error=None, files=files, reply_payload=b"", completed_at="x")
+        await store.finish(clip_id, "i1", status="done", record=None, error=None, files=files, reply_payload=b"",
+                           completed_at=start)  # fmt: skip
         made.append((video, note))
     failed_id = "c-failed"
-    store.submit_many([(NewJob(failed_id, "kf", None, "cam", start, start, start, {}, "http"), None)])
+    await new(failed_id, "kf")
 
     # Size limit: 606 bytes stored; a limit of 510 removes only the oldest clip (102 bytes).
-    result = sweep(store, RetentionConfig(max_total_bytes=510), now=start)
+    result = await sweep(store, RetentionConfig(max_total_bytes=510), now=start, instance="i1")
     assert (result.clips, result.bytes) == (1, 102)
     assert not made[0][0].exists() and not made[0][1].exists()
     assert all(p.exists() for pair in made[1:] for p in pair)
-    assert store.get("c0").status == "expired" and store.files_of("c0") == []
-    assert store.get("c1").status == "done"
+    expired = await store.get("c0")
+    assert expired is not None and expired.status == "expired" and await store.files_of("c0") == []
+    kept = await store.get("c1")
+    assert kept is not None and kept.status == "done"
 
     # Nothing is young enough to survive 31 days later; unfinished jobs are never touched.
-    result = sweep(store, RetentionConfig(max_age_days=30), now=start + timedelta(days=31))
+    later = start + timedelta(days=31)
+    result = await sweep(store, RetentionConfig(max_age_days=30), now=later, instance="i1")
     assert result.clips == 2
     assert not any(p.exists() for pair in made for p in pair)
-    assert store.get(failed_id).status == "pending"
-    assert sweep(store, RetentionConfig(max_age_days=30), now=start + timedelta(days=31)).clips == 0
+    failed = await store.get(failed_id)
+    assert failed is not None and failed.status == "pending"
+    assert (await sweep(store, RetentionConfig(max_age_days=30), now=later, instance="i1")).clips == 0
 
 
 def test_expired_clip_answers_without_a_download(own_service, tmp_path):

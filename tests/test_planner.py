@@ -6,8 +6,8 @@ from pathlib import Path
 import pytest
 
 from clipbridge.errors import ClipError
+from clipbridge.handlers.media import ProbeInfo, StreamParams
 from clipbridge.handlers.planner import Footage, Window, plan_clip, request_window
-from clipbridge.handlers.probe import ProbeInfo, StreamParams
 
 T = datetime(2025, 8, 29, 14, 30, 0, tzinfo=UTC)
 H264 = StreamParams("h264", 320, 240, "aac", 48000, 1)
@@ -26,7 +26,6 @@ def seg(
         start=start_pts,
         duration=duration,
         keyframes=tuple(start_pts + k * gop for k in range(int(duration / gop + 0.999))),
-        frame_duration=0.04,
         params=params,
         exact_seek=exact_seek,
     )
@@ -34,7 +33,7 @@ def seg(
 
 
 def bad(offset: float) -> Footage:
-    return Footage(Path(f"/rec/bad{offset}.mp4"), T + timedelta(seconds=offset), None, "cannot be read")
+    return Footage(Path(f"/rec/bad{offset}.mp4"), T + timedelta(seconds=offset), None)
 
 
 def window(start: float, end: float, incident: float | None = None) -> Window:

@@ -1,4 +1,9 @@
-"""A thin paho-mqtt 2.x adapter: callbacks translate and hand off to asyncio; nothing slow runs on paho's thread."""
+"""A thin paho-mqtt 2.x adapter: callbacks translate and hand off to asyncio; nothing slow runs on paho's thread.
+
+The bridge owns its queues (as aiomqtt's client owns `messages`): `messages` holds received incidents for the
+intake, `acks` the broker's acknowledgements of what we publish and of our connection (CONNACK, disconnects) for
+the outbox. Nothing else is called back.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +12,6 @@ import contextlib
 import logging
 import socket
 import ssl
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,6 +21,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
+from clipbridge.bridge.topic import Wildcard
 from clipbridge.config import MqttConfig
 
 logger = logging.getLogger(__name__)
@@ -36,23 +41,27 @@ class Incoming:
     dup: bool
 
 
+@dataclass(frozen=True)
+class PubAck:
+    """The broker acknowledged (or refused) the publish with this mid."""
+
+    mid: int
+    ok: bool
+
+
+@dataclass(frozen=True)
+class Connection:
+    connected: bool
+
+
 class MqttBridge:
     """Construct, then `start()` (connects in the background, paho reconnects with backoff), `stop()` at the end."""
 
-    def __init__(
-        self,
-        *,
-        config: MqttConfig,
-        loop: asyncio.AbstractEventLoop,
-        on_message: Callable[[Incoming], None],
-        on_connection: Callable[[bool], None],
-        on_puback: Callable[[int, bool], None],
-    ) -> None:
+    def __init__(self, *, config: MqttConfig, loop: asyncio.AbstractEventLoop) -> None:
         self._config = config
         self._loop = loop
-        self._on_message = on_message
-        self._on_connection = on_connection
-        self._on_puback = on_puback
+        self.messages: asyncio.Queue[Incoming] = asyncio.Queue()
+        self.acks: asyncio.Queue[PubAck | Connection] = asyncio.Queue()
         self._generation = 0
         self._connected = False
         self._client = self._build()
@@ -62,8 +71,7 @@ class MqttBridge:
         return self._connected
 
     def subscriptions(self) -> list[str]:
-        group = self._config.shared_group
-        return [f"$share/{group}/{t}" if group else t for t in self._config.request_topics]
+        return [Wildcard(t).shared(self._config.shared_group).value for t in self._config.request_topics]
 
     def _build(self) -> mqtt.Client:
         c = self._config
@@ -131,7 +139,7 @@ class MqttBridge:
         )
         client.subscribe([(t, 1) for t in self.subscriptions()])
         client.publish(self._config.status_topic, b"online", qos=1, retain=True)
-        self._loop.call_soon_threadsafe(self._on_connection, True)
+        self._loop.call_soon_threadsafe(self.acks.put_nowait, Connection(True))
 
     def _handle_connect_fail(self, client: mqtt.Client, userdata: object) -> None:
         # paho retries by itself; without this line a refused TLS handshake or a dead broker is silent.
@@ -157,7 +165,7 @@ class MqttBridge:
     ) -> None:
         self._connected = False
         logger.warning("MQTT disconnected: %s", rc)
-        self._loop.call_soon_threadsafe(self._on_connection, False)
+        self._loop.call_soon_threadsafe(self.acks.put_nowait, Connection(False))
 
     def _handle_message(self, client: mqtt.Client, userdata: object, message: mqtt.MQTTMessage) -> None:
         props = getattr(message, "properties", None)
@@ -171,12 +179,12 @@ class MqttBridge:
             correlation=getattr(props, "CorrelationData", None),
             dup=bool(message.dup),
         )
-        self._loop.call_soon_threadsafe(self._on_message, incoming)
+        self._loop.call_soon_threadsafe(self.messages.put_nowait, incoming)
 
     def _handle_publish(
         self, client: mqtt.Client, userdata: object, mid: int, rc: ReasonCode, props: Properties | None
     ) -> None:
-        self._loop.call_soon_threadsafe(self._on_puback, mid, not rc.is_failure)
+        self._loop.call_soon_threadsafe(self.acks.put_nowait, PubAck(mid, not rc.is_failure))
 
 
 def apply_credentials(client: mqtt.Client, config: MqttConfig) -> None:

@@ -1,4 +1,8 @@
-"""Clip annotations as JSON, YAML and TXT files, written atomically next to each other."""
+"""Clip annotations as JSON, YAML and TXT files, written atomically next to each other.
+
+The content is `replies.annotation(job, record)`: the reply's field names plus the seed's (`incident_time`,
+`source_clips`, `source`).
+"""
 
 from __future__ import annotations
 
@@ -10,7 +14,9 @@ from typing import Any
 
 import yaml
 
-FORMATS = ("json", "yaml", "txt")
+from clipbridge.model import FileKind
+
+FORMATS: tuple[FileKind, ...] = ("json", "yaml", "txt")
 
 
 def render(record: Mapping[str, Any], fmt: str) -> str:
@@ -34,7 +40,7 @@ def _render_txt(r: Mapping[str, Any]) -> str:
         f"Trim:            {r['trim']}",
         f"Video file:      {r['video_file']} ({r['file_size']} bytes)",
         f"Codecs:          video {r['codecs']['video']}, audio {r['codecs']['audio'] or 'none'}",
-        f"Created:         {r['created_at']} (source: {r['source']})",
+        f"Created:         {r['created_at']}, cut {r['completed_at']} (source: {r['source']})",
         "Source segments:",
     ]
     lines += [
@@ -47,10 +53,10 @@ def _render_txt(r: Mapping[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_annotations(record: Mapping[str, Any], directory: Path, basename: str) -> dict[str, Path]:
+def write_annotations(record: Mapping[str, Any], directory: Path, basename: str) -> dict[FileKind, Path]:
     """Write `basename.json/.yaml/.txt`; each appears complete or not at all."""
     directory.mkdir(parents=True, exist_ok=True)
-    paths: dict[str, Path] = {}
+    paths: dict[FileKind, Path] = {}
     for fmt in FORMATS:
         path = directory / f"{basename}.{fmt}"
         atomic_write_text(path, render(record, fmt))

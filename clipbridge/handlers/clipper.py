@@ -8,44 +8,42 @@ import logging
 import os
 import shutil
 import subprocess
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 from clipbridge.config import ClipsConfig, RecordingsConfig
 from clipbridge.errors import ClipError
 from clipbridge.handlers.annotations import write_annotations
 from clipbridge.handlers.ffmpeg import MP4_AUDIO, clip_argv, concat_playlist, run_command
 from clipbridge.handlers.index import RecordingsIndex
-from clipbridge.handlers.planner import Footage, Plan, Window, plan_clip
+from clipbridge.handlers.planner import Footage, Plan, plan_clip
 from clipbridge.handlers.probe import clip_duration
+from clipbridge.handlers.replies import annotation
+from clipbridge.model import ClipRecord, Codecs, Job, SourceSegment, StoredFile, Window
 
 logger = logging.getLogger(__name__)
 TMP_DIR = ".tmp"
 
 
 @dataclass(frozen=True)
-class ClipRequest:
-    clip_id: str
-    camera_id: str
-    window: Window
-    event_id: str | None = None
-    metadata: dict[str, Any] = field(default_factory=dict)
-    source: str = "cli"
-
-
-@dataclass(frozen=True)
 class ClipOutcome:
-    status: Literal["done", "partial"]
-    video_path: Path
-    annotation_paths: dict[str, Path]
-    record: dict[str, Any]  # what the annotation files hold
+    record: ClipRecord
+    files: tuple[StoredFile, ...]  # the video first, then the annotations
     ffmpeg_seconds: float
 
+    @property
+    def status(self) -> Literal["done", "partial"]:
+        return self.record.status
 
-def iso(t: datetime) -> str:
-    return t.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    @property
+    def video_path(self) -> Path:
+        return self.files[0].path
+
+    @property
+    def annotation_paths(self) -> dict[str, Path]:
+        return {f.kind: f.path for f in self.files[1:]}
 
 
 def clip_basename(camera_id: str, incident: datetime, clip_id: str) -> str:
@@ -92,25 +90,26 @@ class Clipper:
                 if exc.code == "segment_missing":
                     continue  # deleted by the recorder's retention: a gap, reported by the planner
                 logger.warning("segment %s is unusable: %s", seg.path, exc.message)
-                footage.append(Footage(seg.path, seg.start, None, exc.message))
+                footage.append(Footage(seg.path, seg.start, None))
         return footage
 
-    def make_clip(self, request: ClipRequest) -> ClipOutcome:
-        footage = self.gather(request.camera_id, request.window)
+    def make_clip(self, job: Job) -> ClipOutcome:
+        """Cut the job's window into a clip and write its annotations; raises ClipError with the code to report."""
+        footage = self.gather(job.camera_id, job.window)
         plan = plan_clip(
-            request.window, footage, trim=self._clips.trim, gap_tolerance=self._recordings.gap_tolerance_seconds
+            job.window, footage, trim=self._clips.trim, gap_tolerance=self._recordings.gap_tolerance_seconds
         )
-        created_at = datetime.now(UTC)
-        basename = clip_basename(request.camera_id, request.window.incident, request.clip_id)
-        video_path, measured, ffmpeg_seconds = self._render(plan, basename, request.clip_id)
-        status: Literal["done", "partial"] = "partial" if plan.gaps else "done"
-        record = self._record(request, plan, video_path, measured, created_at, status)
+        basename = clip_basename(job.camera_id, job.window.incident, job.clip_id)
+        video_path, measured, ffmpeg_seconds = self._render(plan, basename, job.clip_id)
+        record = self._record(job, plan, video_path, measured)
+        video = StoredFile(video_path.name, job.clip_id, "video", video_path, record.file_size)
         try:
-            annotation_paths = write_annotations(record, self._clips.annotations_dir, basename)
+            written = write_annotations(annotation(job, record), self._clips.annotations_dir, basename)
         except OSError as exc:
             video_path.unlink(missing_ok=True)
             raise _storage_error(exc, self._clips.annotations_dir) from exc
-        return ClipOutcome(status, video_path, annotation_paths, record, ffmpeg_seconds)
+        notes = [StoredFile(p.name, job.clip_id, kind, p, p.stat().st_size) for kind, p in written.items()]
+        return ClipOutcome(record, (video, *notes), ffmpeg_seconds)
 
     def _render(self, plan: Plan, basename: str, clip_id: str) -> tuple[Path, float, float]:
         out_dir = self._clips.output_dir
@@ -159,65 +158,36 @@ class Clipper:
             return ClipError("storage_error", f"cannot write to {self._clips.output_dir}: {tail}")
         return ClipError("ffmpeg_failed", f"FFmpeg exited with status {code}: {tail or 'no error output'}")
 
-    def _record(
-        self,
-        request: ClipRequest,
-        plan: Plan,
-        video_path: Path,
-        measured: float,
-        created_at: datetime,
-        status: str,
-    ) -> dict[str, Any]:
-        sources = []
-        for item in plan.items:
-            f = item.footage
-            assert f.info is not None
-            sources.append(
-                {
-                    "file_path": str(f.path),
-                    "filename": f.path.name,
-                    "start_time": iso(f.start),
-                    "end_time": iso(f.end),
-                    "file_size": _size(f.path),
-                    "inpoint": item.inpoint,
-                    "outpoint": item.outpoint,
-                }
-            )
+    def _record(self, job: Job, plan: Plan, video_path: Path, measured: float) -> ClipRecord:
         params = plan.items[0].footage.info.params  # type: ignore[union-attr]
-        audio = params.audio_codec
-        return {
-            "clip_id": request.clip_id,
-            "event_id": request.event_id,
-            "camera_id": request.camera_id,
-            "status": status,
-            "incident_time": iso(request.window.incident),
-            "requested_start": iso(request.window.start),
-            "requested_end": iso(request.window.end),
-            "actual_start": iso(plan.actual_start),
+        return ClipRecord(
+            clip_id=job.clip_id,
+            camera_id=job.camera_id,
+            status="partial" if plan.gaps else "done",
+            window=job.window,
+            actual_start=plan.actual_start,
             # The output's measured duration is the truth for the clip's length; its end follows from its start.
-            "actual_end": iso(plan.actual_start + timedelta(seconds=measured))
-            if not plan.gaps
-            else iso(plan.actual_end),
-            "duration_seconds": round(measured, 3),
-            "trim": self._clips.trim,
-            "video_file": video_path.name,
-            "file_size": video_path.stat().st_size,
-            "source_clips": sources,
-            "gaps": [
-                {"start": iso(g.start), "end": iso(g.end), "seconds": round(g.seconds, 3), "reason": g.reason}
-                for g in plan.gaps
-            ],
-            "codecs": {
-                "video": params.video_codec,
-                "audio": audio,
-                "audio_transcoded": audio is not None and audio not in MP4_AUDIO,
-                "width": params.width,
-                "height": params.height,
-            },
-            "metadata": request.metadata,
-            "created_at": iso(created_at),
-            "source": request.source,
-        }
+            actual_end=plan.actual_end if plan.gaps else plan.actual_start + timedelta(seconds=measured),
+            duration_seconds=round(measured, 3),
+            trim=self._clips.trim,
+            video_file=video_path.name,
+            file_size=video_path.stat().st_size,
+            source_segments=tuple(
+                SourceSegment(
+                    str(i.footage.path), i.footage.start, i.footage.end, _size(i.footage.path), i.inpoint, i.outpoint
+                )
+                for i in plan.items
+            ),
+            gaps=plan.gaps,
+            codecs=Codecs(
+                video=params.video_codec,
+                audio=params.audio_codec,
+                audio_transcoded=params.audio_codec is not None and params.audio_codec not in MP4_AUDIO,
+                width=params.width,
+                height=params.height,
+            ),
+            completed_at=datetime.now(UTC),
+        )
 
 
 def _size(path: Path) -> int | None:

@@ -11,10 +11,12 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from clipbridge.bridge.topic import why_not_publishable
 from clipbridge.config import ClipsConfig
-from clipbridge.errors import ClipError
+from clipbridge.errors import ClipError, describe_validation
 from clipbridge.handlers.layout import is_safe_camera_id
-from clipbridge.handlers.planner import Window, request_window
+from clipbridge.handlers.planner import request_window
+from clipbridge.model import Window
 
 
 class IncidentIn(BaseModel):
@@ -58,8 +60,8 @@ class IncidentIn(BaseModel):
     @field_validator("reply_to")
     @classmethod
     def _publishable(cls, value: str | None) -> str | None:
-        if value is not None and (set(value) & {"#", "+", "\x00"} or value.startswith("$")):
-            raise ValueError("reply_to must be a plain topic without wildcards (#, +) and not a $-topic")
+        if value is not None and (problem := why_not_publishable(value)):
+            raise ValueError(f"reply_to must be a topic to publish to: {problem}")
         return value
 
 
@@ -93,21 +95,17 @@ def validate_incident(raw: Any) -> IncidentIn:
     try:
         return IncidentIn.model_validate(raw)
     except ValidationError as exc:
-        parts = []
-        for err in exc.errors()[:5]:
-            where = ".".join(str(p) for p in err["loc"]) or "(event)"
-            parts.append(f"{where}: {err['msg']}")
-        raise ClipError("invalid_request", "; ".join(parts)) from exc
+        raise ClipError("invalid_request", describe_validation(exc, root="(event)")) from exc
 
 
-def decode_payload(payload: bytes, *, max_bytes: int) -> IncidentIn:
+def decode_json(payload: bytes, *, max_bytes: int) -> Any:
+    """The payload's JSON value; raises ClipError(payload_too_large | invalid_json)."""
     if len(payload) > max_bytes:
         raise ClipError("payload_too_large", f"the event is {len(payload)} bytes; the limit is {max_bytes}")
     try:
-        raw = json.loads(payload.decode("utf-8"))
+        return json.loads(payload.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
         raise ClipError("invalid_json", f"the event is not UTF-8 JSON: {exc}") from exc
-    return validate_incident(raw)
 
 
 def resolve_camera(event: IncidentIn, topic_camera: str | None) -> str:

@@ -8,13 +8,14 @@ import os
 import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta, tzinfo
 from pathlib import Path
 
 from clipbridge.config import RecordingsConfig
 from clipbridge.errors import ClipError
 from clipbridge.handlers.layout import Layout
-from clipbridge.handlers.probe import ProbeCache, ProbeInfo
+from clipbridge.handlers.media import ProbeInfo
+from clipbridge.handlers.probe import ProbeCache
 
 logger = logging.getLogger(__name__)
 
@@ -68,14 +69,14 @@ class _Camera:
 class RecordingsIndex:
     """Built by `scan()`; kept current by `scan()` again or `update_paths()` from file-system events."""
 
-    def __init__(self, *, config: RecordingsConfig, probe_cache: ProbeCache | None = None) -> None:
+    def __init__(self, *, config: RecordingsConfig) -> None:
         self._config = config
-        self._sources = [(Path(s.root), Layout.create(s.layout, s.timezone)) for s in config.sources]
+        self._sources = [(Path(s.root), s.compiled_layout()) for s in config.sources]
         self._cameras: dict[str, _Camera] = {}
         self._lock = threading.RLock()
         self._scans = 0  # scans under way
         self._changed_during_scan: list[Path] = []
-        self.probes = probe_cache or ProbeCache(max_duration=config.max_segment_seconds)
+        self.probes = ProbeCache(max_duration=config.max_segment_seconds)
 
     @property
     def roots(self) -> list[Path]:
@@ -153,6 +154,16 @@ class RecordingsIndex:
     def cameras(self) -> list[str]:
         with self._lock:
             return sorted(c for c, cam in self._cameras.items() if cam.segments)
+
+    def timezone_of(self, camera_id: str) -> tzinfo:
+        """The time zone of the source a camera's recordings are in (naive event times are read in it)."""
+        with self._lock:
+            cam = self._cameras.get(camera_id)
+            found = cam.segments[0].path if cam is not None and cam.segments else None
+        for root, layout in self._sources:
+            if found is not None and found.is_relative_to(root):
+                return layout.tz
+        return self._sources[0][1].tz if self._sources else UTC
 
     def has_camera(self, camera_id: str) -> bool:
         with self._lock:

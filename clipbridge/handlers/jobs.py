@@ -1,37 +1,35 @@
-"""Clip jobs: accepted from MQTT or REST, wait for their footage, cut by a bounded pool of workers, answered.
+"""Clip jobs: admitted from MQTT or REST, claimed by a bounded pool of workers, cut, answered.
 
-Statuses: pending -> waiting -> processing -> done | partial | failed. A job never occupies a worker while it waits:
-waiting jobs are woken by file-system events on their camera, by the moment their newest segment settles, or by
-their deadline (window end + clips.max_wait_seconds), after which whatever footage exists is clipped (`partial`).
+Statuses: pending -> (waiting ->) processing -> done | partial | failed. Workers claim jobs from the store (the
+oldest due pending job of a camera this instance records, or one whose lease expired because its instance died)
+and renew the lease while they cut; with one instance the claim simply never meets a competitor. A job whose
+footage is not complete yet is parked (waiting.py) and holds no worker.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import logging
 import uuid
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta, tzinfo
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
-from clipbridge.config import ClipsConfig, RecordingsConfig
-from clipbridge.errors import ClipError
-from clipbridge.handlers.clipper import ClipOutcome, Clipper, ClipRequest
+from clipbridge.config import ClipsConfig, InstanceConfig, RecordingsConfig
+from clipbridge.errors import ClipError, retry_delay
+from clipbridge.handlers.clipper import ClipOutcome, Clipper
 from clipbridge.handlers.incident import IncidentIn, dedupe_key, incident_window, resolve_camera
 from clipbridge.handlers.index import RecordingsIndex
-from clipbridge.handlers.planner import Window
-from clipbridge.handlers.results import result_for, to_bytes
-from clipbridge.handlers.store import Job, NewJob, ReplyTarget, Store, StoredFile, now_iso
+from clipbridge.handlers.instances import Membership
+from clipbridge.handlers.replies import Links, result_for, to_bytes
+from clipbridge.handlers.store import Admission, Admitted, Reply, Store
+from clipbridge.handlers.waiting import FootageWaits, readiness
 from clipbridge.metrics import Metrics
+from clipbridge.model import ErrorInfo, Job, JobStatus, NewJob, StoredFile
 
 logger = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class Readiness:
-    ready: bool
-    recheck_at: datetime | None = None  # when to look again without a file-system event (a segment settling)
 
 
 class JobRunner:
@@ -43,101 +41,109 @@ class JobRunner:
         index: RecordingsIndex,
         clips: ClipsConfig,
         recordings: RecordingsConfig,
-        base_url: str,
+        instance: InstanceConfig,
+        membership: Membership,
+        links: Links,
         metrics: Metrics,
-        tz: tzinfo,
-        replies_queued: Callable[[], None] = lambda: None,
+        replies: asyncio.Event,
     ) -> None:
         self._store = store
         self._clipper = clipper
         self._index = index
         self._clips = clips
         self._recordings = recordings
-        self._base_url = base_url
+        self._instance = instance
+        self._me = instance.id
+        self._membership = membership
+        self._links = links
         self._metrics = metrics
-        self._tz = tz
-        self._replies_queued = replies_queued
-        self._ready: asyncio.Queue[str] = asyncio.Queue()
-        self._queued: set[str] = set()
-        self._waiting: dict[str, dict[str, datetime]] = {}  # camera -> {clip id: window end}
-        self._timers: dict[str, asyncio.TimerHandle] = {}
-        self._wait_started: dict[str, float] = {}
+        self._replies = replies  # set whenever replies were queued: the outbox publisher waits on it
+        self._more = asyncio.Event()  # set when there may be work to claim
+        self._waits = FootageWaits(wake=self._wake)
         self._active: dict[str, asyncio.Task[None]] = {}
         self._workers: list[asyncio.Task[None]] = []
         self._stopping = False
+        self._draining = False
+        self._store_down = False
 
     # -- intake ---------------------------------------------------------------------------------------------------
 
-    def prepare(self, event: IncidentIn, *, topic_camera: str | None, topic: str, source: str) -> tuple[NewJob, Window]:
+    def prepare(self, event: IncidentIn, *, topic_camera: str | None, topic: str, source: str) -> NewJob:
         """Validate an event into a job; raises ClipError with the code the sender will see."""
         camera_id = resolve_camera(event, topic_camera)
-        window = incident_window(event, self._clips, self._tz)
-        if not self._index.has_camera(camera_id):
+        if self._index.has_camera(camera_id):
+            zone = self._index.timezone_of(camera_id)
+        elif (elsewhere := self._membership.zone_of(camera_id)) is not None:
+            zone = ZoneInfo(elsewhere)  # another instance records this camera: it will cut the clip
+        else:
             raise ClipError("unknown_camera", f"no recordings are known for camera {camera_id!r}")
-        return (
-            NewJob(
-                clip_id=uuid.uuid4().hex[:16],
-                dedupe_key=dedupe_key(event, camera_id, window, topic),
-                event_id=event.event_id,
-                camera_id=camera_id,
-                incident=window.incident,
-                window_start=window.start,
-                window_end=window.end,
-                metadata=event.metadata,
-                source=source,
-                # Footage for a window ending in the future cannot exist yet: the job waits from the start.
-                status="waiting" if window.end > datetime.now(UTC) else "pending",
-            ),
-            window,
+        window = incident_window(event, self._clips, zone)
+        return NewJob(
+            clip_id=uuid.uuid4().hex[:16],
+            dedupe_key=dedupe_key(event, camera_id, window, topic),
+            event_id=event.event_id,
+            camera_id=camera_id,
+            window=window,
+            metadata=event.metadata,
+            source=source,
+            # Footage for a window ending in the future cannot exist yet: the job waits from the start.
+            status="waiting" if window.end > datetime.now(UTC) else "pending",
         )
 
-    def accept(
-        self, items: Sequence[tuple[NewJob, ReplyTarget | None]], redelivered: Sequence[bool] | None = None
-    ) -> list[tuple[Job, bool]]:
-        """Commit jobs (one transaction); start new ones; answer duplicates of finished ones at once.
+    async def admit(self, admissions: Sequence[Admission], rejections: Sequence[Reply] = ()) -> list[Admitted]:
+        """Commit an intake batch in one transaction, then start the new jobs; raises ClipError(storage_error)."""
+        if self._draining and admissions:
+            raise ClipError("shutting_down", "clipbridge is shutting down and takes no new jobs; retry shortly")
+        results = await self._store.admit(admissions, rejections, self._reply_for)
+        for admitted in results:
+            if admitted.created and admitted.job.status == "waiting" and self._records(admitted.job.camera_id):
+                self._waits.park(admitted.job, admitted.job.window.end)
+            elif admitted.created:
+                self._more.set()
+        self._replies.set()
+        return results
 
-        A broker redelivery (DUP) to a target the job already answers gets no second reply: after a crash between
-        commit and PUBACK the resumed job may have finished, and replied, before the redelivery arrives.
-        """
-        results = self._store.submit_many(items)
-        again = []
-        for i, ((job, created, known), (_, target)) in enumerate(zip(results, items, strict=True)):
-            if created and job.status == "waiting":
-                self._park(job)
-            elif created:
-                self.enqueue(job.clip_id)
-            elif job.finished and target is not None and not (known and redelivered and redelivered[i]):
-                again.append((job.clip_id, target.topic, self.result(job), target.correlation))
-        if again:
-            self._store.queue_replies(again)
-            self._replies_queued()
-        return [(job, created) for job, created, _ in results]
-
-    def result(self, job: Job) -> bytes:
+    async def result(self, job: Job) -> bytes:
         """The reply payload for a job as it is in the store."""
-        return to_bytes(result_for(job, self._store.files_of(job.clip_id), self._base_url))
+        return self._reply_for(job, await self._store.files_of(job.clip_id))
+
+    def _reply_for(self, job: Job, files: list[StoredFile]) -> bytes:
+        return to_bytes(result_for(job, files, self._links))
+
+    async def busy(self) -> int:
+        """Jobs that need a worker now (pending, processing); the intake holds its acks past clips.max_backlog."""
+        return await self._store.count_busy()
+
+    @property
+    def draining(self) -> bool:
+        return self._draining
+
+    @property
+    def waiting(self) -> int:
+        return len(self._waits)
+
+    def begin_drain(self) -> None:
+        """Shutdown has begun: new submissions are refused (REST answers 503); running work continues."""
+        self._draining = True
 
     # -- lifecycle ------------------------------------------------------------------------------------------------
 
-    def start(self) -> int:
-        """Resume what a crash or a stop left unfinished, then start the workers; returns how many were resumed."""
-        resumed = 0
-        for job in self._store.unfinished():
-            if job.status == "processing":
-                self._store.set_status(job.clip_id, "pending")
-            self.enqueue(job.clip_id)
-            resumed += 1
+    async def start(self) -> int:
+        """Release what a previous life of this instance held, park its cameras' waiting jobs, start the workers;
+        returns how many running jobs were released."""
+        released = await self._store.recover(self._me)
+        await self.sync_waiting()
         self._workers = [
             asyncio.create_task(self._worker(), name=f"clip-worker-{i}") for i in range(self._clips.workers)
         ]
-        return resumed
+        self._more.set()
+        return released
 
     async def stop(self, grace: float) -> None:
-        """Stop taking jobs; let running clips finish within `grace`, else kill FFmpeg and requeue them."""
-        self._stopping = True
-        for timer in self._timers.values():
-            timer.cancel()
-        self._timers.clear()
+        """Stop claiming; let running clips finish within `grace`, else kill FFmpeg (their jobs are released)."""
+        self._draining = self._stopping = True
+        self._waits.cancel()
+        self._more.set()
         active = list(self._active.values())
         if active:
             _, still = await asyncio.wait(active, timeout=grace)
@@ -149,181 +155,150 @@ class JobRunner:
             task.cancel()
         await asyncio.gather(*self._workers, return_exceptions=True)
 
-    def enqueue(self, clip_id: str) -> None:
-        if self._stopping or clip_id in self._queued:
-            return
-        self._queued.add(clip_id)
-        self._ready.put_nowait(clip_id)
+    def poke(self) -> None:
+        """Another instance admitted or released work (a notification): look for it."""
+        self._more.set()
+
+    async def sync_waiting(self) -> None:
+        """Park the waiting jobs of this instance's cameras it does not know of yet (admitted elsewhere, or before
+        a restart)."""
+        for job in await self._store.waiting(self._cameras()):
+            if job.clip_id not in self._waits:
+                self._waits.park(job, job.window.end)
 
     def footage_changed(self, cameras: set[str]) -> None:
-        """File-system events for these cameras: jobs waiting on them whose window has ended look again (footage
-        for a window still in the future cannot be complete; their timer wakes them at the window end)."""
-        now = datetime.now(UTC)
-        for camera in cameras:
-            for clip_id, window_end in list(self._waiting.get(camera, {}).items()):
-                if window_end <= now:
-                    self._wake(camera, clip_id)
+        self._waits.footage_changed(cameras)
 
-    @property
-    def waiting(self) -> int:
-        return sum(len(v) for v in self._waiting.values())
+    def _records(self, camera_id: str) -> bool:
+        return self._index.has_camera(camera_id)
+
+    def _cameras(self) -> list[str] | None:
+        """Camera affinity: with a shared store an instance claims only jobs of cameras its recordings index has;
+        alone it takes every job (one of a camera that has vanished fails with unknown_camera, as it should)."""
+        return self._index.cameras() if self._store.shared else None
+
+    async def _wake(self, clip_id: str) -> None:
+        try:
+            await self._store.wake([clip_id])
+        except ClipError as exc:
+            logger.error("job %s could not be woken (%s); the workers' poll picks it up", clip_id, exc.message)
+        self._more.set()
 
     # -- work -----------------------------------------------------------------------------------------------------
 
     async def _worker(self) -> None:
-        while True:
-            clip_id = await self._ready.get()
-            self._queued.discard(clip_id)
-            if self._stopping:
+        while not self._stopping:
+            self._more.clear()
+            try:
+                job = await self._store.claim(self._me, self._cameras(), self._instance.lease_seconds)
+                if self._store_down:
+                    logger.info("the job store is back: workers resume")
+                self._store_down = False
+            except ClipError as exc:
+                if not self._store_down:
+                    logger.error("workers paused: %s", exc.message)
+                self._store_down = True
+                job = None
+            if job is None:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._more.wait(), timeout=self._instance.poll_seconds)
                 continue
-            task = asyncio.create_task(self._process(clip_id))
-            self._active[clip_id] = task
+            task = asyncio.create_task(self._process(job))
+            self._active[job.clip_id] = task
             try:
                 await asyncio.shield(task)
             except asyncio.CancelledError:
                 if not task.done():
                     raise
             except Exception:
-                logger.exception("job %s: unexpected error", clip_id)
+                logger.exception("job %s: unexpected error", job.clip_id)
             finally:
-                self._active.pop(clip_id, None)
+                self._active.pop(job.clip_id, None)
 
-    async def _process(self, clip_id: str) -> None:
-        job = self._store.get(clip_id)
-        if job is None or job.finished:
-            return
+    async def _process(self, job: Job) -> None:
         now = datetime.now(UTC)
-        deadline = job.window_end + timedelta(seconds=self._clips.max_wait_seconds)
+        deadline = job.window.end + timedelta(seconds=self._clips.max_wait_seconds)
         if now < deadline:
-            state = await asyncio.to_thread(self.readiness, job.camera_id, job.window_end, now)
+            state = await asyncio.to_thread(
+                readiness, self._index, self._recordings, job.camera_id, job.window.end, now
+            )
             if not state.ready:
+                await self._store.release(job.clip_id, self._me, status="waiting")
                 until = min(deadline, state.recheck_at or deadline)
-                self._wait(job, min(until, job.window_end) if job.window_end > now else until, now)
+                self._waits.park(job, min(until, job.window.end) if job.window.end > now else until)
                 return
-        waited = self._wait_started.pop(clip_id, None)
-        if waited is not None:
-            self._metrics.clip_footage_wait.observe(max(0.0, asyncio.get_running_loop().time() - waited))
-        self._store.set_status(clip_id, "processing", attempt=True)
-        request = ClipRequest(
-            clip_id=clip_id,
-            camera_id=job.camera_id,
-            window=Window(job.incident, job.window_start, job.window_end),
-            event_id=job.event_id,
-            metadata=job.metadata,
-            source=job.source,
-        )
+        if (waited := self._waits.waited(job.clip_id)) is not None:
+            self._metrics.clip_footage_wait.observe(waited)
+        renewing = asyncio.create_task(self._renew(job.clip_id))
         try:
-            outcome = await asyncio.to_thread(self._clipper.make_clip, request)
+            outcome = await asyncio.to_thread(self._clipper.make_clip, job)
         except ClipError as exc:
-            if self._stopping and exc.code in ("ffmpeg_failed", "ffmpeg_timeout"):
-                self._store.set_status(clip_id, "pending")  # killed by shutdown: resume on next start
-                return
-            if exc.retryable and job.attempts < self._clips.ffmpeg_retries:
-                delay = 2.0**job.attempts
-                logger.warning("job %s: %s; retry %d in %.0f s", clip_id, exc, job.attempts + 1, delay)
-                self._store.set_status(clip_id, "pending")
-                asyncio.get_running_loop().call_later(delay, self.enqueue, clip_id)
-                return
-            self._finish(job, None, exc)
+            await self._failed(job, exc)
         else:
             self._metrics.clip_ffmpeg.observe(outcome.ffmpeg_seconds)
-            self._finish(job, outcome, None)
+            await self._finish(job, outcome, None)
+        finally:
+            renewing.cancel()
 
-    def readiness(self, camera_id: str, window_end: datetime, now: datetime) -> Readiness:
-        """Do complete segments reach the window end? (Runs in a thread: it may probe the newest segment.)"""
-        if not self._index.has_camera(camera_id):
-            return Readiness(True)  # the clip will fail with unknown_camera; nothing to wait for
-        if self._index.first_at_or_after(camera_id, window_end) is not None:
-            return Readiness(True)  # the recorder has moved past the window end, so the segment before is closed
-        before = self._index.candidates(camera_id, window_end, window_end)
-        if not before:
-            return Readiness(False)
-        newest = before[-1]
-        # A recorder's newest file may already hold the window end (fMP4 and MPEG-TS are readable while they grow;
-        # a plain MP4 has no index until it is closed, so its probe fails): probe it before waiting for it to settle.
-        try:
-            info = self._index.probe(newest)
-            if newest.start + timedelta(seconds=info.duration) >= window_end:
-                return Readiness(True)
-        except ClipError:
-            info = None
-        settles = self._index.settles_at(newest)
-        if settles is not None and now < settles:
-            return Readiness(False, settles)
-        if info is None:
-            return Readiness(False)
-        reach = newest.start + timedelta(seconds=info.duration + self._recordings.gap_tolerance_seconds)
-        return Readiness(reach >= window_end)
+    async def _failed(self, job: Job, exc: ClipError) -> None:
+        if self._stopping and exc.code in ("ffmpeg_failed", "ffmpeg_timeout"):
+            await self._store.release(job.clip_id, self._me, status="pending")  # killed by shutdown: resume later
+            return
+        tried = job.attempts - 1  # attempts counts this one
+        if exc.retryable and tried < self._clips.ffmpeg_retries:
+            delay = retry_delay(tried, first=1.0, cap=60.0)
+            logger.warning("job %s: %s; retry %d in %.0f s", job.clip_id, exc, tried + 1, delay)
+            await self._store.release(job.clip_id, self._me, status="pending", delay_seconds=delay)
+            asyncio.get_running_loop().call_later(delay, self._more.set)
+            return
+        await self._finish(job, None, exc)
 
-    def _park(self, job: Job) -> None:
-        """A new job whose window ends in the future: wait without a worker until its window end."""
-        logger.info("job %s waiting for footage of %s until %s", job.clip_id, job.camera_id, job.window_end)
-        self._wait(job, job.window_end, datetime.now(UTC))
+    async def _renew(self, clip_id: str) -> None:
+        """Keep the claim while the clip is cut; a lost claim (taken over) is reported, and the finish refused."""
+        every = self._instance.lease_seconds / 3
+        while True:
+            await asyncio.sleep(every)  # sleep-ok: the lease renewal period
+            try:
+                if not await self._store.renew(clip_id, self._me, self._instance.lease_seconds):
+                    logger.warning("job %s was taken over by another instance; this cut will be discarded", clip_id)
+                    return
+            except ClipError as exc:
+                logger.error("job %s: lease not renewed (%s)", clip_id, exc.message)
 
-    def _wait(self, job: Job, until: datetime, now: datetime) -> None:
-        loop = asyncio.get_running_loop()
-        if job.status != "waiting":
-            self._store.set_status(job.clip_id, "waiting")
-            logger.info("job %s waiting for footage of %s until %s", job.clip_id, job.camera_id, job.window_end)
-        self._wait_started.setdefault(job.clip_id, loop.time())
-        self._waiting.setdefault(job.camera_id, {})[job.clip_id] = job.window_end
-        old = self._timers.pop(job.clip_id, None)
-        if old is not None:
-            old.cancel()
-        delay = max(0.0, (until - now).total_seconds()) + 0.01
-        self._timers[job.clip_id] = loop.call_later(delay, self._wake, job.camera_id, job.clip_id)
-
-    def _wake(self, camera: str, clip_id: str) -> None:
-        waiting = self._waiting.get(camera)
-        if waiting is not None:
-            waiting.pop(clip_id, None)
-            if not waiting:
-                del self._waiting[camera]
-        timer = self._timers.pop(clip_id, None)
-        if timer is not None:
-            timer.cancel()
-        self.enqueue(clip_id)
-
-    def _finish(self, job: Job, outcome: ClipOutcome | None, error: ClipError | None) -> None:
-        stamp = now_iso()
-        status: str
-        if outcome is not None:
-            status = outcome.status
-            files = [StoredFile(outcome.video_path.name, job.clip_id, "video", outcome.video_path, _size(outcome))]
-            files += [
-                StoredFile(p.name, job.clip_id, fmt, p, p.stat().st_size) for fmt, p in outcome.annotation_paths.items()
-            ]
-            record = outcome.record
-        else:
-            status, files, record = "failed", [], None
+    async def _finish(self, job: Job, outcome: ClipOutcome | None, error: ClipError | None) -> None:
+        stamp = datetime.now(UTC)
+        status: JobStatus = outcome.status if outcome is not None else "failed"
+        files = list(outcome.files) if outcome is not None else []
+        record = outcome.record if outcome is not None else None
         done = dataclasses.replace(
             job,
             status=status,
-            result=record,
-            error_code=error.code if error else None,
-            error_message=error.message if error else None,
+            record=record,
+            error=ErrorInfo(error.code, error.message) if error else None,
             completed_at=stamp,
         )
-        payload = to_bytes(result_for(done, files, self._base_url))
-        self._store.finish(
-            job.clip_id,
-            status=status,
-            result=record,
-            error=error,
-            files=files,
-            reply_payload=payload,
-            completed_at=stamp,
-        )
+        payload = self._reply_for(done, [dataclasses.replace(f, instance_id=self._me) for f in files])
+        attempt = 0
+        while True:
+            try:
+                kept = await self._store.finish(job.clip_id, self._me, status=status, record=record, error=error,
+                                                files=files, reply_payload=payload, completed_at=stamp)  # fmt: skip
+                break
+            except ClipError as exc:  # the store is down: the clip is made; keep it and commit when it is back
+                delay = retry_delay(attempt, first=0.5, cap=10.0)
+                logger.error("job %s: cannot record the result (%s); retrying in %.1f s", job.clip_id, exc, delay)
+                await asyncio.sleep(delay)  # sleep-ok: backoff while the store is unreachable
+                attempt += 1
+        if not kept:
+            logger.warning("job %s was finished by another instance; discarding this cut", job.clip_id)
+            for f in files:
+                f.path.unlink(missing_ok=True)
+            return
         self._metrics.clip_requests.labels(camera=job.camera_id, status=status).inc()
         if error is not None:
             self._metrics.clip_errors.labels(type=error.code).inc()
             logger.warning("job %s failed: %s", job.clip_id, error)
         else:
             logger.info("job %s %s: %s", job.clip_id, status, outcome.video_path.name if outcome else "")
-        created = datetime.fromisoformat(job.created_at.replace("Z", "+00:00"))
-        self._metrics.clip_latency.observe(max(0.0, (datetime.now(UTC) - created).total_seconds()))
-        self._replies_queued()
-
-
-def _size(outcome: ClipOutcome) -> int:
-    return int(outcome.record["file_size"])
+        self._metrics.clip_latency.observe(max(0.0, (stamp - job.created_at).total_seconds()))
+        self._replies.set()

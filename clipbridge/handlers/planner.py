@@ -10,47 +10,24 @@ from pathlib import Path
 from typing import Literal
 
 from clipbridge.errors import ClipError
-from clipbridge.handlers.probe import ProbeInfo
+from clipbridge.handlers.media import ProbeInfo
+from clipbridge.model import Gap, GapReason, Window
 
-GapReason = Literal["missing", "unreadable", "incompatible"]
 _EPS = 1e-6
 
 
 @dataclass(frozen=True)
-class Window:
-    incident: datetime
-    start: datetime
-    end: datetime
-
-    @property
-    def seconds(self) -> float:
-        return (self.end - self.start).total_seconds()
-
-
-@dataclass(frozen=True)
 class Footage:
-    """A candidate segment: its file, its start from the name, and its probe (None with `problem` if unreadable)."""
+    """A candidate segment: its file, its start from the name, and its probe (None if unreadable)."""
 
     path: Path
     start: datetime
     info: ProbeInfo | None
-    problem: str | None = None
 
     @property
     def end(self) -> datetime:
         assert self.info is not None
         return self.start + timedelta(seconds=self.info.duration)
-
-
-@dataclass(frozen=True)
-class Gap:
-    start: datetime
-    end: datetime
-    reason: GapReason
-
-    @property
-    def seconds(self) -> float:
-        return (self.end - self.start).total_seconds()
 
 
 @dataclass(frozen=True)

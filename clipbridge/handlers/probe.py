@@ -5,45 +5,15 @@ from __future__ import annotations
 import itertools
 import logging
 import threading
-from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 
 import av
 
 from clipbridge.errors import ClipError
+from clipbridge.handlers.media import ProbeInfo, StreamParams
 
 logger = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class StreamParams:
-    """What must match for two segments to be joined by stream copy."""
-
-    video_codec: str
-    width: int
-    height: int
-    audio_codec: str | None
-    sample_rate: int | None
-    channels: int | None
-
-
-@dataclass(frozen=True)
-class ProbeInfo:
-    """Timings are seconds in the file's own timeline (what FFmpeg's concat inpoint/outpoint use)."""
-
-    start: float  # pts of the earliest video frame
-    duration: float  # from the first video frame to the end of the last one
-    keyframes: tuple[float, ...]  # pts of keyframes, ascending
-    frame_duration: float
-    params: StreamParams
-    # MP4 and Matroska carry an index, so FFmpeg's concat inpoint lands exactly on the keyframe asked for. MPEG-TS and
-    # AVI are seeked by PCR or bytes and land a GOP or more late: a clip must then keep that segment whole.
-    exact_seek: bool = True
-
-    @property
-    def end(self) -> float:
-        return self.start + self.duration
 
 
 def probe_file(path: Path, *, max_duration: float = 3600.0) -> ProbeInfo:
@@ -94,7 +64,6 @@ def probe_file(path: Path, *, max_duration: float = 3600.0) -> ProbeInfo:
         start=float(first * tb),
         duration=duration,
         keyframes=tuple(float(k * tb) for k in sorted(keyframes)),
-        frame_duration=float(frame * tb),
         params=params,
         exact_seek=exact_seek,
     )

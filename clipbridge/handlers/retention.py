@@ -1,4 +1,8 @@
-"""Retention: delete the oldest clips past an age or a total size, keep their jobs as `expired`."""
+"""Retention: delete the oldest clips past an age or a total size, keep their jobs as `expired`.
+
+With several instances each deletes only the files on its own disk (the limits are per instance), and one sweep
+runs at a time (the store's `exclusive` lock).
+"""
 
 from __future__ import annotations
 
@@ -14,6 +18,7 @@ from clipbridge.handlers.store import Store
 from clipbridge.metrics import Metrics
 
 logger = logging.getLogger(__name__)
+REJECTIONS_KEPT = timedelta(days=1)  # how long a rejected event is remembered (so every instance answers it once)
 
 
 @dataclass(frozen=True)
@@ -22,11 +27,11 @@ class SweepResult:
     bytes: int
 
 
-def sweep(store: Store, config: RetentionConfig, *, now: datetime) -> SweepResult:
+async def sweep(store: Store, config: RetentionConfig, *, now: datetime, instance: str) -> SweepResult:
     """One pass: clips older than max_age_days, then the oldest ones while the total exceeds max_total_bytes."""
-    doomed = store.expirable(created_before=now - timedelta(days=config.max_age_days))
+    doomed = await store.expirable(created_before=now - timedelta(days=config.max_age_days), instance=instance)
     if config.max_total_bytes is not None:
-        sizes = store.stored_bytes()
+        sizes = await store.stored_bytes(instance)
         total = sum(size for _, size in sizes)
         already = set(doomed)
         total -= sum(size for clip_id, size in sizes if clip_id in already)
@@ -38,7 +43,7 @@ def sweep(store: Store, config: RetentionConfig, *, now: datetime) -> SweepResul
                 total -= size
     removed_bytes = 0
     for clip_id in doomed:
-        for f in store.files_of(clip_id):
+        for f in await store.files_of(clip_id):
             try:
                 size = f.path.stat().st_size
                 f.path.unlink()
@@ -47,18 +52,24 @@ def sweep(store: Store, config: RetentionConfig, *, now: datetime) -> SweepResul
                 pass
             except OSError as exc:
                 logger.warning("retention could not delete %s: %s", f.path, exc)
-        store.expire(clip_id)
+        await store.expire(clip_id)
     if doomed:
         logger.info("retention removed %d clip(s), %d bytes", len(doomed), removed_bytes)
     return SweepResult(len(doomed), removed_bytes)
 
 
-async def retention_loop(store: Store, config: RetentionConfig, metrics: Metrics, stop: asyncio.Event) -> None:
+async def retention_loop(
+    store: Store, config: RetentionConfig, metrics: Metrics, stop: asyncio.Event, *, instance: str
+) -> None:
     while not stop.is_set():
         try:
-            result = sweep(store, config, now=datetime.now(UTC))
-            metrics.retention_clips.inc(result.clips)
-            metrics.retention_bytes.inc(result.bytes)
+            async with store.exclusive("retention") as mine:
+                if mine:
+                    now = datetime.now(UTC)
+                    result = await sweep(store, config, now=now, instance=instance)
+                    metrics.retention_clips.inc(result.clips)
+                    metrics.retention_bytes.inc(result.bytes)
+                    await store.prune_rejections(now - REJECTIONS_KEPT)
         except ClipError as exc:
             logger.error("retention sweep failed: %s", exc)
         except Exception:

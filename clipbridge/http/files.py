@@ -1,0 +1,77 @@
+"""Files the service made, served by looking their name up in the store (a path from a request is never opened)."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from fastapi import APIRouter
+from fastapi.responses import FileResponse, RedirectResponse, Response
+
+from clipbridge.errors import ClipError
+from clipbridge.http.deps import Parts, PartsDep
+from clipbridge.http.models import ERRORS
+from clipbridge.model import FileKind, StoredFile
+
+router = APIRouter()
+MEDIA_TYPES: dict[FileKind, str] = {
+    "video": "video/mp4",
+    "json": "application/json",
+    "yaml": "application/yaml",
+    "txt": "text/plain",
+}
+_ANNOTATION_TYPES: dict[str, Any] = {"content": {"application/json": {}, "application/yaml": {}, "text/plain": {}}}
+
+
+@router.get(
+    "/clips/{clip_id}/annotation",
+    response_class=Response,
+    responses={**ERRORS, 200: {"description": "the annotation file", **_ANNOTATION_TYPES}},
+)
+async def get_annotation(clip_id: str, parts: PartsDep, format: Literal["json", "yaml", "txt"] = "json") -> Response:
+    found = next((f for f in await parts.store.files_of(clip_id) if f.kind == format), None)
+    if found is None:
+        raise ClipError("not_found", f"clip {clip_id[:80]!r} has no {format} annotation")
+    return _serve(parts, found, f"/annotations/{found.name}")
+
+
+@router.get(
+    "/videos/{name}",
+    response_class=Response,
+    responses={
+        **ERRORS,
+        200: {"description": "the clip", "content": {"video/mp4": {}}},
+        206: {"description": "the requested byte range", "content": {"video/mp4": {}}},
+        416: {"description": "range not satisfiable"},
+    },
+)
+async def get_video(name: str, parts: PartsDep) -> Response:
+    """The clip file, with HTTP Range support (206) so players can seek; 307 to the instance that holds it."""
+    return _serve(parts, await _lookup(parts, name, ("video",)), f"/videos/{name}")
+
+
+@router.get(
+    "/annotations/{name}",
+    response_class=Response,
+    responses={**ERRORS, 200: {"description": "an annotation file", **_ANNOTATION_TYPES}},
+)
+async def get_annotation_file(name: str, parts: PartsDep) -> Response:
+    return _serve(parts, await _lookup(parts, name, ("json", "yaml", "txt")), f"/annotations/{name}")
+
+
+async def _lookup(parts: Parts, name: str, kinds: tuple[FileKind, ...]) -> StoredFile:
+    found = await parts.store.file(name)
+    if found is None or found.kind not in kinds:
+        raise ClipError("not_found", f"no file named {name[:80]!r}")
+    return found
+
+
+def _serve(parts: Parts, f: StoredFile, path: str) -> Response:
+    """This instance's file from its disk; another instance's by a redirect to that instance."""
+    if f.instance_id is not None and f.instance_id != parts.membership.id:
+        holder = parts.membership.url_of(f.instance_id)
+        if holder is None:
+            raise ClipError("storage_error", f"instance {f.instance_id!r}, which holds {f.name!r}, is not running")
+        return RedirectResponse(holder.rstrip("/") + path, status_code=307)
+    if not f.path.is_file():
+        raise ClipError("not_found", f"no file named {f.name[:80]!r}")
+    return FileResponse(f.path, media_type=MEDIA_TYPES[f.kind], filename=f.name, content_disposition_type="inline")
