@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: test run demo soak lint bench clean deps-system
+.PHONY: test run demo soak chaos lint bench clean deps-system
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -27,7 +27,7 @@ deps-system:
 	    exit 1; \
 	  fi; \
 	fi
-	@if ! command -v initdb >/dev/null 2>&1 && ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then \
+	@if [ -z "$$PG_TEST_URL" ] && ! command -v initdb >/dev/null 2>&1 && ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
 	    echo "installing postgresql with apt-get"; \
 	    apt-get update -qq && $(APT) postgresql; \
@@ -58,6 +58,11 @@ demo: $(STAMP)
 # The 5-minute soak (the suite runs a 30 s version): live footage, steady incidents, resources watched.
 soak: $(STAMP) deps-system
 	SOAK_SECONDS=300 $(PY) -m pytest tests/test_soak.py
+
+# 5 minutes of chaos on three instances, one PostgreSQL and one broker (the suite runs 30 s): instances killed with
+# kill -9 and restarted every few seconds, the broker and the database restarted once. CHAOS_SEED=<n> replays one run.
+chaos: $(STAMP) deps-system
+	CHAOS_SECONDS=300 $(PY) -m pytest tests/test_scaleout_faults.py -k chaos
 
 # Benchmarks (never part of make test): about 4 minutes on 2 cores; bench/results/<date>.json and a table on stdout.
 bench: $(STAMP) deps-system

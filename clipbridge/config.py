@@ -197,6 +197,12 @@ class Config(BaseSettings):
             raise ValueError("clips.pre_seconds + clips.post_seconds exceeds clips.max_duration_seconds")
         return self
 
+    @property
+    def public_url(self) -> str:
+        """`http.public_base_url`, in which `{instance_id}` names this instance: replicas started from one config
+        (docker compose --scale) each get their own URL, the one their peers redirect downloads to."""
+        return self.http.public_base_url.replace("{instance_id}", self.instance.id)
+
     def resolved(self, base: Path) -> Config:
         """Relative paths in the file are relative to the config file's folder."""
 

@@ -106,7 +106,7 @@ def run_demo(config: Config, config_path: Path) -> int:
         started = datetime.now(UTC)
         spawn([*cli, "simulate-camera", "--camera", CAMERA], logs / "camera.log")
 
-        _say("3/5", f"service: clipbridge run, HTTP on {config.http.public_base_url} (log: data/demo/service.log)")
+        _say("3/5", f"service: clipbridge run, HTTP on {config.public_url} (log: data/demo/service.log)")
         service = spawn([*cli, "run"], logs / "service.log")
         service_log = logs / "service.log"
         deadline = time.monotonic() + 60
@@ -143,7 +143,7 @@ def run_demo(config: Config, config_path: Path) -> int:
         with urllib.request.urlopen(url, timeout=30) as response:
             size = len(response.read())
         _say("done", f"status {reply['status']}; download: {url} ({size} bytes)")
-        _say("done", f"clipbridge keeps running: {config.http.public_base_url}/docs, /clips, /metrics. Ctrl-C stops.")
+        _say("done", f"clipbridge keeps running: {config.public_url}/docs, /clips, /metrics. Ctrl-C stops.")
         signal.signal(signal.SIGTERM, _interrupt)
         while True:
             signal.pause()

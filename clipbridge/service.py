@@ -122,14 +122,14 @@ class Service:
         membership = Membership(
             store=store,
             instance_id=me,
-            base_url=config.http.public_base_url,
+            base_url=config.public_url,
             cameras=lambda: {c: str(index.timezone_of(c)) for c in index.cameras()},
             every=config.instance.heartbeat_seconds,
         )
         with contextlib.suppress(ClipError):  # the store may be down right now; the heartbeat loop says so
             await membership.beat()
         replies = asyncio.Event()  # set when replies were queued; the outbox publishes them
-        links = HttpLinks(config.http.public_base_url)
+        links = HttpLinks(config.public_url)
         runner = JobRunner(store=store, clipper=clipper, index=index, clips=config.clips, recordings=config.recordings,
                            instance=config.instance, membership=membership, links=links, metrics=metrics,
                            replies=replies)  # fmt: skip

@@ -18,7 +18,8 @@ from clipbridge.handlers.ffmpeg import resolve_ffmpeg
 from clipbridge.handlers.layout import Layout
 from clipbridge.synth import record_segments
 from tests.harness import Broker, Service, broker_for_tests, free_port
-from tests.pgcluster import pg_cluster, pg_private, pg_url  # noqa: F401
+
+pytest_plugins = ["tests.pgcluster"]  # pg_cluster, pg_url, pg_private
 
 SEED_LAYOUT = "{camera_id}/{camera_id}_%Y%m%d_%H%M%S"
 MEDIAMTX_LAYOUT = "{camera_id}/%Y-%m-%d_%H-%M-%S-%f"
@@ -244,5 +245,17 @@ def own_service(tmp_path: Path, footage) -> Iterator[Callable[..., Service]]:
 
     yield start
     for s in started:
+        s.kill9()
+        s.dump_log()
+
+
+@pytest.fixture
+def cluster(tmp_path: Path, broker: Broker, pg_url: str, prefix: str) -> Iterator[Any]:
+    """Scale-out: `clipbridge run` instances on one PostgreSQL database and our broker (tests/scaleout.py)."""
+    from tests.scaleout import Cluster  # it builds on this module's config_env
+
+    c = Cluster(tmp_path, broker, pg_url, prefix, [])
+    yield c
+    for s in c.started:
         s.kill9()
         s.dump_log()

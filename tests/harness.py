@@ -272,6 +272,7 @@ class TestClient:
         self.client.on_message = lambda c, u, m: self.messages.put(m)
         self.client.on_connect = self._on_connect
         self.client.on_subscribe = lambda *a: self._subscribed.set()
+        self.client.on_disconnect = lambda *a: self._connected.clear()
         self.client.reconnect_delay_set(1, 2)
         props = None
         kwargs: dict[str, Any] = {}
@@ -289,6 +290,10 @@ class TestClient:
         if self._topics:
             client.subscribe([(t, 1) for t in self._topics])
         self._connected.set()
+
+    def wait_connected(self, timeout: float = 30.0) -> None:
+        """After the broker restarted: paho reconnects by itself; wait until it has."""
+        assert self._connected.wait(timeout), f"test client not reconnected within {timeout} s"
 
     def publish(
         self,

@@ -112,3 +112,9 @@ def test_unknown_top_level_env_key_is_an_error():
     with pytest.raises(ClipError) as err:
         load_config(None, env={"CLIPBRIDGE__NOPE__X": "1"})
     assert "CLIPBRIDGE__NOPE__X" in err.value.message
+
+
+def test_public_base_url_may_name_the_instance(tmp_path):
+    config = load_config(None, env={"CLIPBRIDGE__INSTANCE__ID": "replica-2",
+                                    "CLIPBRIDGE__HTTP__PUBLIC_BASE_URL": "http://{instance_id}:8080"})  # fmt: skip
+    assert config.public_url == "http://replica-2:8080"

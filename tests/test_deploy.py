@@ -68,10 +68,11 @@ def interpolate(value: str, env: dict[str, str]) -> str:
 
 def test_compose_has_the_services() -> None:
     services = compose()["services"]
-    assert set(services) == {*CORE_SERVICES, "mediamtx"}
+    assert set(services) == {*CORE_SERVICES, "mediamtx", "postgres", "clipbridge-scaled"}
     for name in CORE_SERVICES:
         assert "profiles" not in services[name], f"{name} must start with a plain `docker-compose up`"
     assert services["mediamtx"]["profiles"] == ["mediamtx"]
+    assert services["postgres"]["profiles"] == services["clipbridge-scaled"]["profiles"] == ["scale"]
 
     broker = services["mosquitto"]
     assert broker["image"].startswith("eclipse-mosquitto:2")
@@ -112,7 +113,7 @@ def test_compose_environment_is_a_valid_clipbridge_config() -> None:
     assert config.http.api_token is None
     assert (config.mqtt.host, config.mqtt.port) == ("mosquitto", 1883)
     assert (config.mqtt.username, config.mqtt.password) == ("clipbridge", MQTT_PASSWORDS["CLIPBRIDGE_MQTT_PASSWORD"])
-    assert config.store.path == Path("/data/db/clipbridge.db")
+    assert (config.store.backend, config.store.sqlite_path) == ("sqlite", Path("/data/db/clipbridge.db"))
     assert config.clips.output_dir == Path("/data/videos")
     assert config.clips.annotations_dir == Path("/data/annotations")
     [source] = config.recordings.sources
@@ -124,6 +125,23 @@ def test_compose_environment_is_a_valid_clipbridge_config() -> None:
     assert record_path == "/recordings/%path/%Y-%m-%d_%H-%M-%S-%f"
 
 
+def test_compose_scaled_replicas_share_postgresql_and_each_has_its_own_url() -> None:
+    """`--profile scale --scale clipbridge-scaled=3`: the replicas' environment is a valid config on PostgreSQL, and
+    each replica (instance id = its container's host name) gets its own URL."""
+    services = compose()["services"]
+    scaled = services["clipbridge-scaled"]
+    assert {"mosquitto", "postgres"} <= set(scaled["depends_on"]) and "ports" not in scaled, "no fixed host port"
+    env = {key: interpolate(str(value), {**MQTT_PASSWORDS, "CLIPBRIDGE_DB_PASSWORD": "db-Secret-3"})
+           for key, value in scaled["environment"].items()}  # fmt: skip
+    replicas = [
+        load_config(ROOT / "config.yaml", env={**env, "CLIPBRIDGE__INSTANCE__ID": f"c0ffee{n}"}) for n in range(3)
+    ]
+    assert {c.store.backend for c in replicas} == {"postgresql"}
+    assert replicas[0].store.describe() == "postgresql://clipbridge:***@postgres:5432/clipbridge"
+    assert [c.public_url for c in replicas] == [f"http://c0ffee{n}:8080" for n in range(3)]
+    assert services["postgres"]["environment"]["POSTGRES_DB"] == "clipbridge"
+
+
 def test_compose_validates_with_docker_compose(tmp_path: Path) -> None:
     exe = shutil.which("docker-compose")
     if exe is None:
@@ -132,7 +150,7 @@ def test_compose_validates_with_docker_compose(tmp_path: Path) -> None:
     empty_env_file.write_text("")
     env = {k: v for k, v in os.environ.items() if k not in MQTT_PASSWORDS}
     base = [exe, "--env-file", str(empty_env_file), "-f", str(COMPOSE)]
-    for extra in ([], ["--profile", "mediamtx"]):
+    for extra in ([], ["--profile", "mediamtx"], ["--profile", "scale"]):
         ok = subprocess.run(
             [*base, *extra, "config", "-q"],
             cwd=ROOT,

@@ -51,6 +51,7 @@ class PostgresStore:
         self._timeout = connect_timeout
         self._liveness = liveness_seconds
         self._down_since: float | None = None
+        self._up_since = 0.0  # loop time since which the database has answered (open, or the end of an outage)
         self._pool = AsyncConnectionPool(
             url,
             min_size=1,
@@ -89,6 +90,7 @@ class PostgresStore:
                 await conn.execute(script)  # our own literal DDL
                 await conn.execute("UPDATE clipbridge_schema SET version = %s", (number,))
                 logger.info("job store %s: schema migrated to version %d", self._description, number)
+        self._up_since = asyncio.get_running_loop().time()
 
     async def close(self) -> None:
         await self._pool.close()
@@ -104,10 +106,16 @@ class PostgresStore:
         except psycopg.Error as exc:
             raise ClipError("storage_error", f"the job store {self._description} failed: {_short(exc)}") from exc
         if self._down_since is not None:
-            away = asyncio.get_running_loop().time() - self._down_since
+            self._up_since = asyncio.get_running_loop().time()
+            away = self._up_since - self._down_since
             self._down_since = None
             logger.warning("job store %s available again after %.0f s: intake and workers resume",
                            self._description, away)  # fmt: skip
+
+    def _settled(self, seconds: float) -> bool:
+        """Answering for `seconds`: only then are stale leases and heartbeats signs of a dead peer. Right after an
+        outage every peer looks dead (none could renew); each gets that long to renew before its work is taken."""
+        return asyncio.get_running_loop().time() - self._up_since >= seconds
 
     def _went_away(self, exc: Exception) -> None:
         if self._down_since is None:
@@ -236,11 +244,11 @@ class PostgresStore:
         if cameras is not None and not cameras:
             return None
         only = " AND camera_id = ANY(%s)" if cameras is not None else ""
+        expired = " OR (status = 'processing' AND lease_until < now())" if self._settled(lease_seconds) else ""
         rows = await self._rows(
             "UPDATE jobs SET status = 'processing', claimed_by = %s, lease_until = now() + make_interval(secs => %s),"
             " attempts = attempts + 1, not_before = NULL, updated_at = now() WHERE clip_id = (SELECT clip_id FROM jobs"
-            " WHERE ((status = 'pending' AND (not_before IS NULL OR not_before <= now()))"
-            f" OR (status = 'processing' AND lease_until < now())){only}"
+            f" WHERE ((status = 'pending' AND (not_before IS NULL OR not_before <= now())){expired}){only}"
             " ORDER BY created_at FOR UPDATE SKIP LOCKED LIMIT 1) RETURNING *",
             (instance, lease_seconds, *([list(cameras)] if cameras is not None else [])),
         )
@@ -375,12 +383,14 @@ class PostgresStore:
     # -- outbox -------------------------------------------------------------------------------------------------
 
     async def claim_replies(self, instance: str, *, limit: int = 200) -> list[OutboxRow]:
+        # A reply claimed by an instance that left, or stopped heartbeating, is taken over (its PUBACK may never come).
+        fresh = f" AND i.heartbeat_at > now() - make_interval(secs => {float(self._liveness)})"
+        dead = f" OR NOT EXISTS (SELECT 1 FROM instances i WHERE i.id = o.claimed_by{fresh if self._settled(self._liveness) else ''})"
         rows = await self._rows(
             "UPDATE outbox SET claimed_by = %s WHERE id IN (SELECT o.id FROM outbox o WHERE o.sent_at IS NULL"
-            " AND (o.claimed_by IS NULL OR NOT EXISTS (SELECT 1 FROM instances i WHERE i.id = o.claimed_by AND"
-            " i.heartbeat_at > now() - make_interval(secs => %s))) ORDER BY o.id LIMIT %s FOR UPDATE SKIP LOCKED)"
+            f" AND (o.claimed_by IS NULL{dead}) ORDER BY o.id LIMIT %s FOR UPDATE SKIP LOCKED)"
             " RETURNING id, clip_id, topic, payload, correlation",
-            (instance, self._liveness, limit),
+            (instance, limit),
         )
         return sorted(
             (OutboxRow(r["id"], r["clip_id"], r["topic"], bytes(r["payload"]), bytes(r["correlation"])) for r in rows),
