@@ -230,7 +230,9 @@ def _publish(config: Config, args: argparse.Namespace) -> int:
                        ("event_id", args.event_id)):  # fmt: skip
         if value is not None:
             event[key] = value
-    topics = config.mqtt.request_topics
+    topics = config.mqtt.native_topics
+    if not args.topic and not topics:
+        raise ClipError("config_error", "no request topic takes clipbridge's own format: give --topic")
     topic = args.topic or next((t for t in topics if "+" in t), topics[0]).replace("+", args.camera, 1)
     reply_topic = args.reply_topic or f"replies/cli/{uuid.uuid4().hex[:12]}"
     print(f"publishing on {topic}: {json.dumps(event)}; waiting for the reply on {reply_topic}", file=sys.stderr)

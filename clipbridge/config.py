@@ -22,6 +22,7 @@ from pydantic_settings.sources.types import EnvNoneType
 from pydantic_settings.sources.utils import parse_env_vars
 
 from clipbridge.errors import ClipError, describe_validation
+from clipbridge.handlers.formats.spec import ClipbridgeTopic, RequestTopic
 from clipbridge.handlers.layout import Layout
 
 ENV_PREFIX = "CLIPBRIDGE__"
@@ -103,7 +104,10 @@ class MqttConfig(_Section):
     keepalive: int = Field(default=30, ge=5)
     session_expiry_seconds: int = Field(default=86400, ge=0)
     receive_maximum: int = Field(default=64, ge=1, le=65535)
-    request_topics: list[str] = Field(default_factory=lambda: ["cameras/+/incidents", "clips/requests"])
+    # Plain topics carry clipbridge's own schema; `{topic, format, ...}` entries read other payloads (formats/).
+    request_topics: list[RequestTopic] = Field(
+        default=[ClipbridgeTopic(topic="cameras/+/incidents"), ClipbridgeTopic(topic="clips/requests")]
+    )
     shared_group: str | None = None
     result_topic: str = "clips/results/{camera_id}"
     error_topic: str = "clips/errors"
@@ -112,9 +116,31 @@ class MqttConfig(_Section):
     reconnect_min_seconds: int = Field(default=1, ge=1)
     reconnect_max_seconds: int = Field(default=30, ge=1)
 
+    @field_validator("request_topics", mode="before")
+    @classmethod
+    def _plain_topics(cls, value: Any) -> Any:
+        if not isinstance(value, list):
+            return value
+        return [
+            {"topic": v, "format": "clipbridge"}
+            if isinstance(v, str)
+            else ({"format": "clipbridge", **v} if isinstance(v, dict) and "format" not in v else v)
+            for v in value
+        ]
+
     @property
     def status_topic(self) -> str:
         return f"clipbridge/{self.client_id}/status"
+
+    @property
+    def topic_filters(self) -> list[str]:
+        """Every request topic (filter) to subscribe to."""
+        return [t.topic for t in self.request_topics]
+
+    @property
+    def native_topics(self) -> list[str]:
+        """The request topics that take clipbridge's own schema (what `clipbridge clip` publishes to)."""
+        return [t.topic for t in self.request_topics if t.format == "clipbridge"]
 
 
 class StoreConfig(_Section):

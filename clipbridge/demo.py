@@ -119,7 +119,8 @@ def run_demo(config: Config, config_path: Path) -> int:
         _wait(f"waiting for {PRE} s of footage before the incident", first + timedelta(seconds=PRE + 1), "4/5")
 
         now = datetime.now(UTC).replace(microsecond=0)
-        topic = next((t for t in mq.request_topics if "+" in t), mq.request_topics[0]).replace("+", CAMERA, 1)
+        topics = mq.native_topics
+        topic = next((t for t in topics if "+" in t), topics[0]).replace("+", CAMERA, 1)
         event = {"camera_id": CAMERA, "timestamp": now.isoformat(), "pre_seconds": PRE, "post_seconds": POST,
                  "event_id": f"demo-{uuid.uuid4().hex[:8]}", "metadata": {"source": "make demo"}}  # fmt: skip
         _say("5/5", f"incident: {CAMERA} at {now:%H:%M:%S} UTC, published on {topic}: {json.dumps(event)}")

@@ -25,7 +25,10 @@ class Metrics:
         self.clip_errors = Counter("clip_errors", "Failed or rejected requests, by error code", ["type"], registry=r)
         self.mqtt_connected = Gauge("mqtt_connected", "1 while connected to the broker", registry=r)
         self.mqtt_messages = Counter(
-            "mqtt_messages", "Incident messages by outcome (accepted, duplicate, rejected)", ["result"], registry=r
+            "mqtt_messages",
+            "Incident messages by outcome (accepted, duplicate, rejected, ignored)",
+            ["result"],
+            registry=r,
         )
         self.clip_footage_wait = Histogram(
             "clip_footage_wait_seconds", "Time a job waited for its footage to exist", buckets=_LATENCY, registry=r
@@ -45,7 +48,7 @@ class Metrics:
         for camera in cameras:
             for status in OUTCOMES:
                 self.clip_requests.labels(camera=camera, status=status)
-        for result in ("accepted", "duplicate", "rejected"):
+        for result in ("accepted", "duplicate", "rejected", "ignored"):
             self.mqtt_messages.labels(result=result)
         for code in JOB_ERROR_CODES:
             self.clip_errors.labels(type=code)

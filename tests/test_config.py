@@ -36,7 +36,8 @@ def test_environment_overrides_any_key(tmp_path):
     config = load_config(path, env=env)
     assert config.mqtt.port == 1884
     assert config.clips.trim == "segments"
-    assert config.mqtt.request_topics == ["a/+", "b"]
+    assert config.mqtt.topic_filters == ["a/+", "b"]
+    assert {t.format for t in config.mqtt.request_topics} == {"clipbridge"}
 
 
 def test_config_path_from_environment_variable(tmp_path):

@@ -326,7 +326,7 @@ def test_acl_matches_the_topics_clipbridge_uses() -> None:
     config = load_config(ROOT / "config.yaml", env={})
     rules = acl_rules()
     service = rules["clipbridge"]
-    for topic in config.mqtt.request_topics:
+    for topic in config.mqtt.topic_filters:
         assert ("read", topic) in service, f"clipbridge cannot read its request topic {topic}"
     assert allowed(service, "write", config.mqtt.result_topic.format(camera_id="cam1"))
     assert allowed(service, "write", config.mqtt.error_topic)

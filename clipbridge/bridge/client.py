@@ -71,7 +71,7 @@ class MqttBridge:
         return self._connected
 
     def subscriptions(self) -> list[str]:
-        return [Wildcard(t).shared(self._config.shared_group).value for t in self._config.request_topics]
+        return [Wildcard(t).shared(self._config.shared_group).value for t in self._config.topic_filters]
 
     def _build(self) -> mqtt.Client:
         c = self._config

@@ -6,7 +6,7 @@ import asyncio
 import hashlib
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from clipbridge.bridge.client import Incoming, MqttBridge
@@ -14,7 +14,9 @@ from clipbridge.bridge.topic import Wildcard
 from clipbridge.config import MqttConfig
 from clipbridge.errors import ClipError, retry_delay
 from clipbridge.faults import pause_point
-from clipbridge.handlers.incident import decode_json, validate_incident
+from clipbridge.handlers.formats.model import Ignored
+from clipbridge.handlers.formats.translators import Native, Translator, translator_for
+from clipbridge.handlers.incident import decode_json
 from clipbridge.handlers.jobs import JobRunner
 from clipbridge.handlers.replies import Routing, rejection, to_bytes
 from clipbridge.handlers.store import Admission, Reply
@@ -35,6 +37,7 @@ class Rejected:
 class Decisions:
     admissions: list[Admission]
     rejections: list[Rejected]
+    ignored: list[Ignored] = field(default_factory=list)
 
 
 class Intake:
@@ -58,7 +61,8 @@ class Intake:
         self._config = config
         self._metrics = metrics
         self._max_backlog = max_backlog
-        self._filters = [Wildcard(t) for t in config.request_topics]
+        clips = runner.clips
+        self._routes = [(Wildcard(t.topic), translator_for(t, clips)) for t in config.request_topics]
         self._routing = Routing(result_topic=config.result_topic, error_topic=config.error_topic)
 
     async def run(self) -> None:
@@ -105,13 +109,17 @@ class Intake:
 
     def _decide_into(self, msg: Incoming, out: Decisions) -> None:
         raw: Any = None
+        topic_camera, translator = self._route(msg.topic)
         try:
             raw = decode_json(msg.payload, max_bytes=self._config.max_payload_bytes)
-            event = validate_incident(raw)
-            new = self._runner.prepare(event, topic_camera=self._camera_from_topic(msg.topic), topic=msg.topic,
-                                       source="mqtt")  # fmt: skip
+            event = translator.translate(raw)
+            if isinstance(event, Ignored):
+                out.ignored.append(event)
+                logger.debug("ignored a message on %s: %s", msg.topic, event.reason)
+                return
+            new = self._runner.prepare(event, topic_camera=topic_camera, topic=msg.topic, source="mqtt")
         except ClipError as exc:
-            out.rejections.append(self._rejection(msg, raw, exc))
+            out.rejections.append(self._rejection(msg, raw, translator.identify(raw), exc))
             logger.info("rejected a message on %s: %s", msg.topic, exc)
             return
         target = self._routing.result_target(msg.response_topic, msg.correlation, event.reply_to, new.camera_id)
@@ -132,19 +140,12 @@ class Intake:
                 error = ClipError(
                     "internal_error", f"clipbridge could not handle this event ({type(exc).__name__}); see its log"
                 )
-                await self._commit(Decisions([], [self._rejection(msg, None, error)]))
+                await self._commit(Decisions([], [self._rejection(msg, None, (None, None), error)]))
 
-    def _rejection(self, msg: Incoming, raw: Any, error: ClipError) -> Rejected:
-        fields = raw if isinstance(raw, dict) else {}
-        target = self._routing.error_target(msg.response_topic, msg.correlation, fields.get("reply_to"))
-        event_id, camera_id = fields.get("event_id"), fields.get("camera_id")
-        payload = to_bytes(
-            rejection(
-                error,
-                event_id=event_id if isinstance(event_id, str) else None,
-                camera_id=camera_id if isinstance(camera_id, str) else None,
-            )
-        )
+    def _rejection(self, msg: Incoming, raw: Any, ids: tuple[str | None, str | None], error: ClipError) -> Rejected:
+        reply_to = raw.get("reply_to") if isinstance(raw, dict) else None
+        target = self._routing.error_target(msg.response_topic, msg.correlation, reply_to)
+        payload = to_bytes(rejection(error, event_id=ids[0], camera_id=ids[1]))
         key = None
         if self._copies_elsewhere:
             digest = hashlib.sha256()
@@ -155,15 +156,18 @@ class Intake:
 
     async def _commit(self, decisions: Decisions) -> None:
         admitted = await self._runner.admit(decisions.admissions, [r.reply for r in decisions.rejections])
+        if decisions.ignored:
+            self._metrics.mqtt_messages.labels(result="ignored").inc(len(decisions.ignored))
         for rejected in decisions.rejections:
             self._metrics.mqtt_messages.labels(result="rejected").inc()
             self._metrics.clip_errors.labels(type=rejected.code).inc()
         for a in admitted:
             self._metrics.mqtt_messages.labels(result="accepted" if a.created else "duplicate").inc()
 
-    def _camera_from_topic(self, topic: str) -> str | None:
-        for wildcard in self._filters:
+    def _route(self, topic: str) -> tuple[str | None, Translator]:
+        """The first request topic that matches: its translator, and the camera its `+` names (if any)."""
+        for wildcard, translator in self._routes:
             plus = wildcard.match(topic)
-            if plus:
-                return plus[0]
-        return None
+            if plus is not None:
+                return (plus[0] if plus and translator.camera_from_topic else None), translator
+        return None, Native()

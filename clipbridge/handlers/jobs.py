@@ -115,6 +115,10 @@ class JobRunner:
         return await self._store.count_busy()
 
     @property
+    def clips(self) -> ClipsConfig:
+        return self._clips
+
+    @property
     def draining(self) -> bool:
         return self._draining
 
