@@ -198,6 +198,31 @@ class RetentionConfig(_Section):
     sweep_interval_seconds: float = Field(default=300.0, gt=0)
 
 
+WebhookEvent = Literal["done", "partial", "failed", "rejected", "expired"]
+
+
+class WebhookConfig(_Section):
+    url: str = Field(pattern=r"^https?://", description="where each result is POSTed")
+    name: str | None = None  # names its queued deliveries (default: the url); keep it when the url changes
+    events: list[WebhookEvent] = Field(default=["done", "partial", "failed"], min_length=1)
+    secret: str | None = None  # signs each body: X-Clipbridge-Signature (HMAC-SHA256)
+    timeout_seconds: float = Field(default=10.0, gt=0)
+    retry_first_seconds: float = Field(default=5.0, gt=0)  # backoff after the first failure, doubling
+    retry_max_seconds: float = Field(default=600.0, gt=0)  # ... up to this (with jitter)
+    give_up_hours: float = Field(default=24.0, gt=0)  # a delivery still failing this long after it was queued
+
+    @property
+    def key(self) -> str:
+        return self.name or self.url
+
+
+class HomeAssistantConfig(_Section):
+    discovery: bool = False
+    prefix: str = "homeassistant"
+    node_id: str = Field(default="clipbridge", pattern=r"^[A-Za-z0-9_-]{1,64}$")
+    stale_seconds: float = Field(default=60.0, gt=0)  # a camera whose newest segment is older is "not alive"
+
+
 class LoggingConfig(_Section):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     format: Literal["text", "json"] = "text"
@@ -215,7 +240,16 @@ class Config(BaseSettings):
     instance: InstanceConfig = Field(default_factory=InstanceConfig)
     http: HttpConfig = Field(default_factory=HttpConfig)
     retention: RetentionConfig = Field(default_factory=RetentionConfig)
+    webhooks: list[WebhookConfig] = Field(default_factory=list)
+    homeassistant: HomeAssistantConfig = Field(default_factory=HomeAssistantConfig)
     logging: LoggingConfig = Field(default_factory=LoggingConfig)
+
+    @model_validator(mode="after")
+    def _webhook_names(self) -> Config:
+        keys = [w.key for w in self.webhooks]
+        if len(set(keys)) != len(keys):
+            raise ValueError("two webhooks have the same name (or url): give each a distinct `name`")
+        return self
 
     @model_validator(mode="after")
     def _window_fits(self) -> Config:

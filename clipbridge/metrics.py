@@ -40,6 +40,13 @@ class Metrics:
         self.outbox_pending = Gauge(
             "outbox_pending", "Replies stored and not yet acknowledged by the broker", registry=r
         )
+        self.webhook_deliveries = Counter(
+            "webhook_deliveries",
+            "Webhook delivery attempts by result (delivered, retried, failed: a 4xx, gave_up: retried too long)",
+            ["result"],
+            registry=r,
+        )
+        self.webhook_pending = Gauge("webhook_pending", "Webhook deliveries queued and not yet over", registry=r)
         self.retention_clips = Counter("retention_removed_clips", "Clips deleted by retention", registry=r)
         self.retention_bytes = Counter("retention_removed_bytes", "Bytes deleted by retention", registry=r)
 
@@ -50,6 +57,8 @@ class Metrics:
                 self.clip_requests.labels(camera=camera, status=status)
         for result in ("accepted", "duplicate", "rejected", "ignored"):
             self.mqtt_messages.labels(result=result)
+        for result in ("delivered", "retried", "failed", "gave_up"):
+            self.webhook_deliveries.labels(result=result)
         for code in JOB_ERROR_CODES:
             self.clip_errors.labels(type=code)
 

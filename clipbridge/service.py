@@ -31,6 +31,7 @@ from clipbridge.handlers.replies import HttpLinks
 from clipbridge.handlers.retention import retention_loop
 from clipbridge.handlers.store import Store, make_store
 from clipbridge.handlers.watcher import watch_recordings
+from clipbridge.handlers.webhooks import Webhooks, WebhookSender
 from clipbridge.http.app import create_app
 from clipbridge.metrics import Metrics
 
@@ -130,9 +131,10 @@ class Service:
             await membership.beat()
         replies = asyncio.Event()  # set when replies were queued; the outbox publishes them
         links = HttpLinks(config.public_url)
+        webhooks = Webhooks(config.webhooks)
         runner = JobRunner(store=store, clipper=clipper, index=index, clips=config.clips, recordings=config.recordings,
                            instance=config.instance, membership=membership, links=links, metrics=metrics,
-                           replies=replies)  # fmt: skip
+                           replies=replies, webhooks=webhooks)  # fmt: skip
         mqtt = config.mqtt
         if store.shared:  # each instance has its own broker session (and status topic)
             mqtt = mqtt.model_copy(update={"client_id": f"{mqtt.client_id}-{me}"})
@@ -148,11 +150,23 @@ class Service:
         tasks = [
             asyncio.create_task(watcher, name="watcher"),
             asyncio.create_task(
-                retention_loop(store, config.retention, metrics, stop_background, instance=me), name="retention"
+                retention_loop(
+                    store,
+                    config.retention,
+                    metrics,
+                    stop_background,
+                    instance=me,
+                    expiry_hooks=runner.expiry_hooks if config.webhooks else None,
+                ),
+                name="retention",
             ),
             asyncio.create_task(membership.run(stop_background), name="heartbeat"),
             asyncio.create_task(_follow(store, runner, replies), name="notifications"),
         ]
+        if config.webhooks:
+            sender = WebhookSender(store=store, configs=config.webhooks, metrics=metrics, instance=me,
+                                   queued=webhooks.queued, poll=config.instance.poll_seconds)  # fmt: skip
+            tasks.append(asyncio.create_task(sender.run(), name="webhooks"))
         outbox = intake = None
         if bridge is not None:
             outbox = OutboxPublisher(store=store, bridge=bridge, replies=replies, instance=me,
@@ -218,6 +232,7 @@ async def _follow(store: Store, runner: JobRunner, replies: asyncio.Event) -> No
                 await runner.sync_waiting()
         else:
             replies.set()
+            runner.webhooks.queued.set()  # deliveries are queued in the same transactions as replies
 
 
 def run_service(config: Config) -> int:

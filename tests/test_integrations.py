@@ -30,8 +30,9 @@ def frigate(name: str, *, camera: str, start: datetime, end: datetime | None = N
 def metric(service: Service, name: str, **labels: str) -> float:
     text = httpx.get(f"{service.base_url}/metrics", timeout=10).text
     want = ",".join(f'{k}="{v}"' for k, v in sorted(labels.items()))
+    series = f"{name}{{{want}}}" if labels else name
     for line in text.splitlines():
-        if re.fullmatch(rf"{re.escape(name)}\{{{re.escape(want)}\}} \S+", line):
+        if re.fullmatch(rf"{re.escape(series)} \S+", line):
             return float(line.rsplit(" ", 1)[1])
     raise AssertionError(f"{name}{{{want}}} not in /metrics")
 

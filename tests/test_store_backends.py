@@ -13,7 +13,7 @@ import pytest
 
 from clipbridge.config import load_config
 from clipbridge.errors import ClipError
-from clipbridge.handlers.store import Admission, Instance, Reply, Store, make_store
+from clipbridge.handlers.store import Admission, Hook, Instance, Reply, Store, make_store
 from clipbridge.model import NewJob, ReplyTarget, StoredFile, Window
 
 NOW = datetime.now(UTC).replace(microsecond=0)
@@ -263,3 +263,51 @@ async def _until(stream, wanted: str) -> str:
         if notice == wanted:
             return notice
     raise AssertionError("the notification stream ended")
+
+
+def test_webhook_deliveries_are_queued_with_their_state_change_and_claimed_once(backend):
+    async def scenario(store: Store) -> None:
+        await store.admit([Admission(job("a", "k1"), None)], [], answer)
+        assert await store.claim("i1", None, 30) is not None
+        hooks = [Hook("w1", "done", b'{"a": 1}', "a"), Hook("w2", "done", b'{"a": 1}', "a")]
+        assert await store.finish("a", "i1", status="done", record=None, error=None, files=[], reply_payload=b"{}",
+                                  completed_at=NOW, hooks=hooks)  # fmt: skip
+        # A finish refused (the job is no longer ours) queues nothing either.
+        assert not await store.finish("a", "i2", status="done", record=None, error=None, files=[],
+                                      reply_payload=b"{}", completed_at=NOW, hooks=hooks)  # fmt: skip
+        rejection = Reply("errors", b"bad", dedupe_key="h1", hooks=(Hook("w1", "rejected", b"bad"),))
+        await store.admit([], [rejection, rejection], answer)  # the second copy is not queued, nor its hook
+        assert await store.count_hooks_pending() == 3
+        first = await store.claim_hooks("i1", limit=10, lease_seconds=30)
+        assert [(r.webhook, r.event, r.body, r.attempts) for r in first] == [
+            ("w1", "done", b'{"a": 1}', 0), ("w2", "done", b'{"a": 1}', 0), ("w1", "rejected", b"bad", 0),
+        ]  # fmt: skip
+        assert await store.claim_hooks("i2", limit=10, lease_seconds=30) == [], "claimed rows are not taken twice"
+        await store.hook_done(first[0].id, result="delivered")
+        await store.hook_done(first[1].id, result="failed", error="HTTP 400")
+        await store.hook_retry(first[2].id, delay_seconds=3600, error="HTTP 503")
+        assert await store.count_hooks_pending() == 1
+        assert await store.claim_hooks("i2", limit=10, lease_seconds=30) == [], "a retry waits for its due time"
+        await store.hook_retry(first[2].id, delay_seconds=0, error="HTTP 503")
+        (again,) = await store.claim_hooks("i2", limit=10, lease_seconds=30)
+        assert (again.id, again.attempts) == (first[2].id, 2)
+        await store.expire("a", hooks=[Hook("w1", "expired", b"gone", "a")])
+        assert await store.count_hooks_pending() == 2
+
+    run(backend, scenario)
+
+
+def test_a_dead_senders_webhook_claims_lapse_and_a_restart_releases_its_own(backend):
+    async def scenario(store: Store) -> None:
+        await store.admit([], [Reply("errors", b"x", hooks=(Hook("w1", "rejected", b"x"),))], answer)
+        assert len(await store.claim_hooks("i1", limit=10, lease_seconds=0.05)) == 1
+        lapsed: list = []
+        for _ in range(200):  # the 50 ms lease passes (the database's clock for PostgreSQL)
+            if lapsed := await store.claim_hooks("i2", limit=10, lease_seconds=30):
+                break
+            await asyncio.sleep(0.02)  # sleep-ok: waiting for a lease to expire, bounded
+        assert len(lapsed) == 1, "another sender takes over a lapsed claim"
+        await store.recover("i2")
+        assert len(await store.claim_hooks("i3", limit=10, lease_seconds=30)) == 1, "a restart releases its claims"
+
+    run(backend, scenario)

@@ -146,16 +146,19 @@ class Intake:
         reply_to = raw.get("reply_to") if isinstance(raw, dict) else None
         target = self._routing.error_target(msg.response_topic, msg.correlation, reply_to)
         payload = to_bytes(rejection(error, event_id=ids[0], camera_id=ids[1]))
+        hooks = self._runner.webhooks.hooks("rejected", payload)
         key = None
         if self._copies_elsewhere:
             digest = hashlib.sha256()
             for part in (msg.topic.encode(), target.topic.encode(), target.correlation, msg.payload):
                 digest.update(len(part).to_bytes(8, "big") + part)
             key = digest.hexdigest()
-        return Rejected(Reply(target.topic, payload, target.correlation, dedupe_key=key), error.code)
+        return Rejected(Reply(target.topic, payload, target.correlation, dedupe_key=key, hooks=hooks), error.code)
 
     async def _commit(self, decisions: Decisions) -> None:
         admitted = await self._runner.admit(decisions.admissions, [r.reply for r in decisions.rejections])
+        if any(r.reply.hooks for r in decisions.rejections):
+            self._runner.webhooks.queued.set()
         if decisions.ignored:
             self._metrics.mqtt_messages.labels(result="ignored").inc(len(decisions.ignored))
         for rejected in decisions.rejections:

@@ -24,8 +24,9 @@ from clipbridge.handlers.incident import IncidentIn, dedupe_key, incident_window
 from clipbridge.handlers.index import RecordingsIndex
 from clipbridge.handlers.instances import Membership
 from clipbridge.handlers.replies import Links, result_for, to_bytes
-from clipbridge.handlers.store import Admission, Admitted, Reply, Store
+from clipbridge.handlers.store import Admission, Admitted, Hook, Reply, Store
 from clipbridge.handlers.waiting import FootageWaits, readiness
+from clipbridge.handlers.webhooks import Webhooks
 from clipbridge.metrics import Metrics
 from clipbridge.model import ErrorInfo, Job, JobStatus, NewJob, StoredFile
 
@@ -46,6 +47,7 @@ class JobRunner:
         links: Links,
         metrics: Metrics,
         replies: asyncio.Event,
+        webhooks: Webhooks | None = None,
     ) -> None:
         self._store = store
         self._clipper = clipper
@@ -58,6 +60,7 @@ class JobRunner:
         self._links = links
         self._metrics = metrics
         self._replies = replies  # set whenever replies were queued: the outbox publisher waits on it
+        self.webhooks = webhooks or Webhooks([])
         self._more = asyncio.Event()  # set when there may be work to claim
         self._waits = FootageWaits(wake=self._wake)
         self._active: dict[str, asyncio.Task[None]] = {}
@@ -102,6 +105,13 @@ class JobRunner:
                 self._more.set()
         self._replies.set()
         return results
+
+    async def expiry_hooks(self, clip_id: str) -> tuple[Hook, ...]:
+        """The webhook deliveries that report a clip's expiry (retention queues them with it)."""
+        job = await self._store.get(clip_id)
+        if job is None:
+            return ()
+        return self.webhooks.hooks("expired", self._reply_for(dataclasses.replace(job, status="expired"), []), clip_id)
 
     async def result(self, job: Job) -> bytes:
         """The reply payload for a job as it is in the store."""
@@ -282,11 +292,13 @@ class JobRunner:
             completed_at=stamp,
         )
         payload = self._reply_for(done, [dataclasses.replace(f, instance_id=self._me) for f in files])
+        hooks = self.webhooks.hooks(status, payload, job.clip_id)
         attempt = 0
         while True:
             try:
                 kept = await self._store.finish(job.clip_id, self._me, status=status, record=record, error=error,
-                                                files=files, reply_payload=payload, completed_at=stamp)  # fmt: skip
+                                                files=files, reply_payload=payload, completed_at=stamp,
+                                                hooks=hooks)  # fmt: skip
                 break
             except ClipError as exc:  # the store is down: the clip is made; keep it and commit when it is back
                 delay = retry_delay(attempt, first=0.5, cap=10.0)
@@ -306,3 +318,5 @@ class JobRunner:
             logger.info("job %s %s: %s", job.clip_id, status, outcome.video_path.name if outcome else "")
         self._metrics.clip_latency.observe(max(0.0, (stamp - job.created_at).total_seconds()))
         self._replies.set()
+        if hooks:
+            self.webhooks.queued.set()

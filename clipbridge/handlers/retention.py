@@ -9,12 +9,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from clipbridge.config import RetentionConfig
 from clipbridge.errors import ClipError
-from clipbridge.handlers.store import Store
+from clipbridge.handlers.store import Hook, Store
 from clipbridge.metrics import Metrics
 
 logger = logging.getLogger(__name__)
@@ -27,7 +28,12 @@ class SweepResult:
     bytes: int
 
 
-async def sweep(store: Store, config: RetentionConfig, *, now: datetime, instance: str) -> SweepResult:
+ExpiryHooks = Callable[[str], Awaitable[Sequence[Hook]]]
+
+
+async def sweep(
+    store: Store, config: RetentionConfig, *, now: datetime, instance: str, expiry_hooks: ExpiryHooks | None = None
+) -> SweepResult:
     """One pass: clips older than max_age_days, then the oldest ones while the total exceeds max_total_bytes."""
     doomed = await store.expirable(created_before=now - timedelta(days=config.max_age_days), instance=instance)
     if config.max_total_bytes is not None:
@@ -52,21 +58,27 @@ async def sweep(store: Store, config: RetentionConfig, *, now: datetime, instanc
                 pass
             except OSError as exc:
                 logger.warning("retention could not delete %s: %s", f.path, exc)
-        await store.expire(clip_id)
+        await store.expire(clip_id, await expiry_hooks(clip_id) if expiry_hooks else ())
     if doomed:
         logger.info("retention removed %d clip(s), %d bytes", len(doomed), removed_bytes)
     return SweepResult(len(doomed), removed_bytes)
 
 
 async def retention_loop(
-    store: Store, config: RetentionConfig, metrics: Metrics, stop: asyncio.Event, *, instance: str
+    store: Store,
+    config: RetentionConfig,
+    metrics: Metrics,
+    stop: asyncio.Event,
+    *,
+    instance: str,
+    expiry_hooks: ExpiryHooks | None = None,
 ) -> None:
     while not stop.is_set():
         try:
             async with store.exclusive("retention") as mine:
                 if mine:
                     now = datetime.now(UTC)
-                    result = await sweep(store, config, now=now, instance=instance)
+                    result = await sweep(store, config, now=now, instance=instance, expiry_hooks=expiry_hooks)
                     metrics.retention_clips.inc(result.clips)
                     metrics.retention_bytes.inc(result.bytes)
                     await store.prune_rejections(now - REJECTIONS_KEPT)

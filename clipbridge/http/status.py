@@ -71,6 +71,7 @@ async def metrics(index: IndexDep, metrics: MetricsDep, store: StoreDep) -> Resp
     with contextlib.suppress(ClipError):  # the store is down: the gauges keep their last values
         metrics.clip_queue_depth.set(await store.count_unfinished())
         metrics.outbox_pending.set(await store.count_unsent())
+        metrics.webhook_pending.set(await store.count_hooks_pending())
     return Response(metrics.render(), media_type=CONTENT_TYPE_LATEST)
 
 

@@ -4,10 +4,32 @@ from __future__ import annotations
 
 from clipbridge.config import Config
 from clipbridge.errors import ClipError
-from clipbridge.handlers.store.base import Admission, Admitted, Instance, Notice, Reply, ReplyBuilder, Store
+from clipbridge.handlers.store.base import (
+    Admission,
+    Admitted,
+    Hook,
+    HookRow,
+    Instance,
+    Notice,
+    Reply,
+    ReplyBuilder,
+    Store,
+)
 from clipbridge.handlers.store.sqlite import SqliteStore
 
-__all__ = ["Admission", "Admitted", "Instance", "Notice", "Reply", "ReplyBuilder", "SqliteStore", "Store", "make_store"]
+__all__ = [
+    "Admission",
+    "Admitted",
+    "Hook",
+    "HookRow",
+    "Instance",
+    "Notice",
+    "Reply",
+    "ReplyBuilder",
+    "SqliteStore",
+    "Store",
+    "make_store",
+]
 
 
 def make_store(config: Config) -> Store:

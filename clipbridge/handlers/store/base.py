@@ -37,15 +37,38 @@ class Admitted:
 
 
 @dataclass(frozen=True)
+class Hook:
+    """A webhook delivery to queue in the same transaction as the state change it reports."""
+
+    webhook: str  # the webhook's name in the config
+    event: str  # done | partial | failed | rejected | expired
+    body: bytes
+    clip_id: str | None = None
+
+
+@dataclass(frozen=True)
+class HookRow:
+    """A queued webhook delivery, as claimed by a sender."""
+
+    id: int
+    webhook: str
+    event: str
+    body: bytes
+    attempts: int
+    created_at: float  # epoch seconds
+
+
+@dataclass(frozen=True)
 class Reply:
     """An outbox row to queue. With a `dedupe_key`, only the first reply with that key is queued (a rejection of
-    one event received by several instances is sent once)."""
+    one event received by several instances is sent once), and its `hooks` with it."""
 
     topic: str
     payload: bytes
     correlation: bytes = b""
     clip_id: str | None = None
     dedupe_key: str | None = None
+    hooks: tuple[Hook, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -109,9 +132,10 @@ class Store(Protocol):
         files: Sequence[StoredFile],
         reply_payload: bytes,
         completed_at: datetime,
+        hooks: Sequence[Hook] = (),
     ) -> bool:
-        """Close the job, register its files and queue one reply per target, atomically; False (nothing written)
-        if the job is no longer claimed by this instance (its lease expired and another took it over)."""
+        """Close the job, register its files, queue one reply per target and the webhook deliveries, atomically;
+        False (nothing written) if the job is no longer claimed by this instance (another took it over)."""
 
     async def waiting(self, cameras: Sequence[str] | None) -> list[Job]:
         """Jobs waiting for footage of these cameras (None: any)."""
@@ -147,6 +171,18 @@ class Store(Protocol):
     async def mark_sent(self, outbox_ids: Sequence[int]) -> None: ...
     async def count_unsent(self) -> int: ...
 
+    # -- webhook deliveries ---------------------------------------------------------------------------------------
+    async def claim_hooks(self, instance: str, *, limit: int, lease_seconds: float) -> list[HookRow]:
+        """Due deliveries (oldest first) not claimed by another sender within its lease, now claimed by this one."""
+
+    async def hook_done(self, hook_id: int, *, result: str, error: str | None = None) -> None:
+        """The delivery is over: `delivered`, or given up (`failed`, `expired`) with the reason."""
+
+    async def hook_retry(self, hook_id: int, *, delay_seconds: float, error: str) -> None:
+        """Try again after `delay_seconds`; counts an attempt and releases the claim."""
+
+    async def count_hooks_pending(self) -> int: ...
+
     # -- files ----------------------------------------------------------------------------------------------------
     async def file(self, name: str) -> StoredFile | None: ...
     async def files_of(self, clip_id: str) -> list[StoredFile]: ...
@@ -158,7 +194,7 @@ class Store(Protocol):
     async def stored_bytes(self, instance: str) -> list[tuple[str, int]]:
         """(clip_id, bytes of its files) for every clip whose files this instance holds, oldest first."""
 
-    async def expire(self, clip_id: str) -> None: ...
+    async def expire(self, clip_id: str, hooks: Sequence[Hook] = ()) -> None: ...
     async def prune_rejections(self, older_than: datetime) -> int: ...
     def exclusive(self, name: str) -> AbstractAsyncContextManager[bool]:
         """Across instances, at most one holds `name` at a time: yields True if this one got it (never waits)."""

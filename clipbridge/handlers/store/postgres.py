@@ -22,7 +22,8 @@ from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from clipbridge.errors import ClipError, retry_delay
-from clipbridge.handlers.store.base import Admission, Admitted, Instance, Notice, Reply, ReplyBuilder
+from clipbridge.handlers.store.base import Admission, Admitted, Hook, Instance, Notice, Reply, ReplyBuilder
+from clipbridge.handlers.store.postgres_hooks import PostgresHooks, insert_hooks
 from clipbridge.handlers.store.postgres_schema import MIGRATE_LOCK, MIGRATIONS
 from clipbridge.handlers.store.rows import job_from_row, record_json
 from clipbridge.model import BUSY, UNFINISHED, WITH_FILES, ClipRecord, Job, JobStatus, OutboxRow, StoredFile
@@ -39,7 +40,7 @@ def _in(statuses: Sequence[str]) -> str:
     return "IN (" + ", ".join(f"'{s}'" for s in statuses) + ")"
 
 
-class PostgresStore:
+class PostgresStore(PostgresHooks):
     """Construct, then `await open()`: waits for the database (logging each attempt), then migrates."""
 
     shared = True
@@ -208,6 +209,7 @@ class PostgresStore:
                     payload = reply_for(job, files.get(job.clip_id, []))
                     outbox.append(Reply(a.target.topic, payload, a.target.correlation, job.clip_id))
             await _insert_outbox(cur, outbox)
+            await insert_hooks(cur, [h for r in outbox for h in r.hooks])
             if created:
                 await cur.execute("SELECT pg_notify(%s, 'jobs')", (CHANNEL,))
             if outbox:
@@ -285,6 +287,7 @@ class PostgresStore:
         files: Sequence[StoredFile],
         reply_payload: bytes,
         completed_at: datetime,
+        hooks: Sequence[Hook] = (),
     ) -> bool:
         async with self._tx() as conn:
             cursor = await conn.execute(
@@ -316,6 +319,7 @@ class PostgresStore:
                 " FROM reply_targets WHERE clip_id = %s",
                 (reply_payload, clip_id),
             )
+            await insert_hooks(conn.cursor(), hooks)
             await conn.execute("SELECT pg_notify(%s, 'outbox')", (CHANNEL,))
         return True
 
@@ -348,6 +352,11 @@ class PostgresStore:
             )
             await conn.execute(
                 "UPDATE outbox SET claimed_by = NULL WHERE sent_at IS NULL AND claimed_by = %s", (instance,)
+            )
+            await conn.execute(
+                "UPDATE webhook_outbox SET claimed_by = NULL, claim_until = NULL WHERE finished_at IS NULL"
+                " AND claimed_by = %s",
+                (instance,),
             )
             return cursor.rowcount
 
@@ -443,10 +452,11 @@ class PostgresStore:
         )
         return [(r["clip_id"], int(r["bytes"])) for r in rows]
 
-    async def expire(self, clip_id: str) -> None:
+    async def expire(self, clip_id: str, hooks: Sequence[Hook] = ()) -> None:
         async with self._tx() as conn:
             await conn.execute("DELETE FROM files WHERE clip_id = %s", (clip_id,))
             await conn.execute("UPDATE jobs SET status = 'expired', updated_at = now() WHERE clip_id = %s", (clip_id,))
+            await insert_hooks(conn.cursor(), hooks)
 
     async def prune_rejections(self, older_than: datetime) -> int:
         async with self._tx() as conn:

@@ -74,4 +74,23 @@ CREATE TABLE rejections (
 );
 CREATE TABLE health (id integer PRIMARY KEY, at timestamptz NOT NULL);
 """,
+    # 2: webhook deliveries, queued with the state change they report and retried until delivered or given up.
+    """
+CREATE TABLE webhook_outbox (
+    id          bigserial PRIMARY KEY,
+    webhook     text NOT NULL,
+    event       text NOT NULL,
+    clip_id     text,
+    body        bytea NOT NULL,
+    attempts    integer NOT NULL DEFAULT 0,
+    due_at      timestamptz NOT NULL DEFAULT now(),
+    claimed_by  text,
+    claim_until timestamptz,
+    created_at  timestamptz NOT NULL DEFAULT now(),
+    finished_at timestamptz,
+    result      text,
+    last_error  text
+);
+CREATE INDEX webhook_outbox_due ON webhook_outbox (due_at) WHERE finished_at IS NULL;
+""",
 )

@@ -17,8 +17,9 @@ from pathlib import Path
 from typing import Literal
 
 from clipbridge.errors import ClipError
-from clipbridge.handlers.store.base import Admission, Admitted, Instance, Notice, Reply, ReplyBuilder
+from clipbridge.handlers.store.base import Admission, Admitted, Hook, Instance, Notice, Reply, ReplyBuilder
 from clipbridge.handlers.store.rows import job_from_row, record_json
+from clipbridge.handlers.store.sqlite_hooks import SqliteHooks, insert_hooks
 from clipbridge.handlers.store.sqlite_schema import MIGRATIONS
 from clipbridge.model import BUSY, UNFINISHED, WITH_FILES, ClipRecord, Job, JobStatus, OutboxRow, StoredFile, iso
 
@@ -28,7 +29,7 @@ def _in(statuses: Sequence[str]) -> str:
     return "IN (" + ", ".join(f"'{s}'" for s in statuses) + ")"
 
 
-class SqliteStore:
+class SqliteStore(SqliteHooks):
     """Construct, then `await open()` (creates or migrates the schema)."""
 
     shared = False
@@ -90,6 +91,7 @@ class SqliteStore:
                     if cursor.rowcount == 0:
                         continue
                 _insert_outbox(db, reply)
+                insert_hooks(db, reply.hooks)
             for adm in admissions:
                 new = adm.job
                 row = db.execute("SELECT * FROM jobs WHERE dedupe_key = ?", (new.dedupe_key,)).fetchone()
@@ -184,6 +186,7 @@ class SqliteStore:
         files: Sequence[StoredFile],
         reply_payload: bytes,
         completed_at: datetime,
+        hooks: Sequence[Hook] = (),
     ) -> bool:
         stamp = iso(completed_at)
         with self._tx() as db:
@@ -213,6 +216,7 @@ class SqliteStore:
             targets = db.execute("SELECT topic, correlation FROM reply_targets WHERE clip_id = ?", (clip_id,))
             for topic, correlation in targets.fetchall():
                 _insert_outbox(db, Reply(topic, reply_payload, correlation, clip_id))
+            insert_hooks(db, hooks)
         return True
 
     async def waiting(self, cameras: Sequence[str] | None) -> list[Job]:
@@ -237,6 +241,7 @@ class SqliteStore:
                 (_now(),),
             )
             db.execute("UPDATE outbox SET claimed_by = NULL WHERE sent_at IS NULL AND claimed_by IS NOT NULL")
+            db.execute("UPDATE webhook_outbox SET claimed_by = NULL, claim_until = NULL WHERE finished_at IS NULL")
         return cursor.rowcount
 
     async def count_busy(self) -> int:
@@ -332,10 +337,11 @@ class SqliteStore:
         ).fetchall()
         return [(r[0], int(r[1])) for r in rows]
 
-    async def expire(self, clip_id: str) -> None:
+    async def expire(self, clip_id: str, hooks: Sequence[Hook] = ()) -> None:
         with self._tx() as db:
             db.execute("DELETE FROM files WHERE clip_id = ?", (clip_id,))
             db.execute("UPDATE jobs SET status = 'expired', updated_at = ? WHERE clip_id = ?", (_now(), clip_id))
+            insert_hooks(db, hooks)
 
     async def prune_rejections(self, older_than: datetime) -> int:
         with self._tx() as db:

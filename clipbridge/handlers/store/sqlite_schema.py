@@ -82,4 +82,23 @@ CREATE TABLE IF NOT EXISTS rejections (
     created_at REAL NOT NULL
 );
 """,
+    # 4: webhook deliveries, queued with the state change they report and retried until delivered or given up.
+    """
+CREATE TABLE IF NOT EXISTS webhook_outbox (
+    id          INTEGER PRIMARY KEY AUTOINCREMENT,
+    webhook     TEXT NOT NULL,
+    event       TEXT NOT NULL,
+    clip_id     TEXT,
+    body        BLOB NOT NULL,
+    attempts    INTEGER NOT NULL DEFAULT 0,
+    due_at      REAL NOT NULL,
+    claimed_by  TEXT,
+    claim_until REAL,
+    created_at  REAL NOT NULL,
+    finished_at REAL,
+    result      TEXT,
+    last_error  TEXT
+);
+CREATE INDEX IF NOT EXISTS webhook_outbox_due ON webhook_outbox(due_at) WHERE finished_at IS NULL;
+""",
 )
