@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import uvicorn
 
 from clipbridge.bridge.client import MqttBridge
+from clipbridge.bridge.homeassistant import HomeAssistant, recorder_alive
 from clipbridge.bridge.intake import Intake
 from clipbridge.bridge.outbox import OutboxPublisher
 from clipbridge.config import Config
@@ -175,6 +176,12 @@ class Service:
                               max_backlog=config.clips.max_backlog, copies_elsewhere=store.shared)  # fmt: skip
             tasks.append(asyncio.create_task(outbox.run(), name="outbox"))
             intake = asyncio.create_task(consumer.run(), name="intake")
+            if config.homeassistant.discovery:
+                ha = HomeAssistant(config=config.homeassistant, mqtt_config=mqtt, bridge=bridge, store=store,
+                                   cameras=index.cameras, result=runner.result,
+                                   alive=recorder_alive(index, config.homeassistant.stale_seconds))  # fmt: skip
+                runner.finished_listeners.append(ha.clip_finished)
+                tasks.append(asyncio.create_task(ha.run(stop_background), name="homeassistant"))
         server = None
         if sock is not None:
             app = create_app(config=config, store=store, runner=runner, index=index, metrics=metrics, links=links,

@@ -13,7 +13,7 @@ import contextlib
 import dataclasses
 import logging
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -61,6 +61,8 @@ class JobRunner:
         self._metrics = metrics
         self._replies = replies  # set whenever replies were queued: the outbox publisher waits on it
         self.webhooks = webhooks or Webhooks([])
+        # Told (camera_id, reply payload) after a job of this instance finished (Home Assistant's last clip).
+        self.finished_listeners: list[Callable[[str, bytes], None]] = []
         self._more = asyncio.Event()  # set when there may be work to claim
         self._waits = FootageWaits(wake=self._wake)
         self._active: dict[str, asyncio.Task[None]] = {}
@@ -320,3 +322,8 @@ class JobRunner:
         self._replies.set()
         if hooks:
             self.webhooks.queued.set()
+        for listener in self.finished_listeners:
+            try:
+                listener(job.camera_id, payload)
+            except Exception:
+                logger.exception("job %s: a finish listener failed", job.clip_id)
