@@ -72,10 +72,17 @@ def test_postgresql_away_for_20_s_under_a_stream_of_events_loses_nothing(private
 
     pg_private.start()
     got: dict[str, dict] = {}
-    for _ in range(sent):
+    repeated: list[str] = []
+    while len(got) < sent:
         reply = client.expect_json(timeout=120)
+        if reply["event_id"].startswith("pre"):
+            # Replies are at-least-once: one published and acknowledged just as the database went away (its "sent"
+            # mark not written) may come again. The events of the outage itself must come exactly once.
+            repeated.append(reply["event_id"])
+            continue
         assert reply["event_id"] not in got, f"answered twice: {got.get(reply['event_id'])} then {reply}"
         got[reply["event_id"]] = reply
+    assert len(repeated) == len(set(repeated)), f"a reply from before the outage came more than twice: {repeated}"
     assert sorted(got) == sorted(f"out{i}" for i in range(sent)), "every event answered once the database is back"
     assert all(r["status"] == "done" for r in got.values())
     for s in services:
@@ -87,7 +94,8 @@ def test_postgresql_away_for_20_s_under_a_stream_of_events_loses_nothing(private
     assert len(private_cluster.clip_files()) == 5 + sent
     for s in services:
         assert s.stop() == 0
-    assert replies_until_sentinel(client, f"{prefix}/r/end") == [], "no event answered twice"
+    late = replies_until_sentinel(client, f"{prefix}/r/end")
+    assert [r["event_id"] for r in late if not r["event_id"].startswith("pre")] == [], "no event answered twice"
 
 
 def test_with_mqtt_shared_group_a_dead_members_share_waits_for_it(cluster, footage, prefix, tmp_path):

@@ -236,7 +236,10 @@ def test_three_instances_starting_together_migrate_once(pg_url):
 
 def test_notifications_tell_other_instances_about_jobs_and_replies(pg_url):
     async def scenario() -> None:
-        here, there = (Backend("postgresql", {"CLIPBRIDGE__STORE__URL": pg_url}).make() for _ in range(2))
+        here, there = (
+            Backend("postgresql", {"CLIPBRIDGE__STORE__URL": pg_url, "CLIPBRIDGE__INSTANCE__ID": name}).make()
+            for name in ("here", "there")
+        )
         await here.open()
         await there.open()
         stream = there.notifications()

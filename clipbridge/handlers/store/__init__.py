@@ -47,4 +47,5 @@ def make_store(config: Config) -> Store:
         ) from exc
     assert store.url is not None
     return PostgresStore(url=store.url, description=store.describe(), pool_size=store.pool_size,
-                         connect_timeout=store.connect_timeout_seconds, liveness_seconds=liveness)  # fmt: skip
+                         connect_timeout=store.connect_timeout_seconds, liveness_seconds=liveness,
+                         instance_id=config.instance.id)  # fmt: skip

@@ -46,8 +46,10 @@ class PostgresStore(PostgresHooks):
     shared = True
 
     def __init__(self, *, url: str, description: str, pool_size: int, connect_timeout: float,
-                 liveness_seconds: float = 15.0) -> None:  # fmt: skip
+                 liveness_seconds: float = 15.0, instance_id: str = "") -> None:  # fmt: skip
         self._url = url
+        # Notifications carry the sender's id: an instance skips its own (it acted on them already).
+        self._me = instance_id
         self._description = description
         self._timeout = connect_timeout
         self._liveness = liveness_seconds
@@ -62,6 +64,9 @@ class PostgresStore(PostgresHooks):
             kwargs={"autocommit": True, "connect_timeout": max(1, round(connect_timeout))},
             reconnect_timeout=0,  # never give up reconnecting: an outage ends, the service stays
         )
+
+    def _notice(self, kind: Notice) -> str:
+        return f"{kind} {self._me}" if self._me else kind
 
     def describe(self) -> str:
         return self._description
@@ -211,9 +216,9 @@ class PostgresStore(PostgresHooks):
             await _insert_outbox(cur, outbox)
             await insert_hooks(cur, [h for r in outbox for h in r.hooks])
             if created:
-                await cur.execute("SELECT pg_notify(%s, 'jobs')", (CHANNEL,))
+                await cur.execute("SELECT pg_notify(%s, %s)", (CHANNEL, self._notice("jobs")))
             if outbox:
-                await cur.execute("SELECT pg_notify(%s, 'outbox')", (CHANNEL,))
+                await cur.execute("SELECT pg_notify(%s, %s)", (CHANNEL, self._notice("outbox")))
         # Created: this admission's own job was inserted (not an earlier one of the same key, in or before the batch).
         return [Admitted(jobs[a.job.dedupe_key], a.job.clip_id in created) for a in admissions]
 
@@ -274,7 +279,7 @@ class PostgresStore(PostgresHooks):
                 f" WHERE clip_id = %s AND (claimed_by = %s OR claimed_by IS NULL) AND status NOT IN {_FINISHED_SQL}",
                 (status, delay_seconds, delay_seconds, clip_id, instance),
             )
-            await conn.execute("SELECT pg_notify(%s, 'jobs')", (CHANNEL,))
+            await conn.execute("SELECT pg_notify(%s, %s)", (CHANNEL, self._notice("jobs")))
 
     async def finish(
         self,
@@ -320,7 +325,7 @@ class PostgresStore(PostgresHooks):
                 (reply_payload, clip_id),
             )
             await insert_hooks(conn.cursor(), hooks)
-            await conn.execute("SELECT pg_notify(%s, 'outbox')", (CHANNEL,))
+            await conn.execute("SELECT pg_notify(%s, %s)", (CHANNEL, self._notice("outbox")))
         return True
 
     async def waiting(self, cameras: Sequence[str] | None) -> list[Job]:
@@ -340,7 +345,7 @@ class PostgresStore(PostgresHooks):
                 (list(clip_ids),),
             )
             if cursor.rowcount:
-                await conn.execute("SELECT pg_notify(%s, 'jobs')", (CHANNEL,))
+                await conn.execute("SELECT pg_notify(%s, %s)", (CHANNEL, self._notice("jobs")))
             return cursor.rowcount
 
     async def recover(self, instance: str) -> int:
@@ -521,8 +526,9 @@ class PostgresStore(PostgresHooks):
                     yield "outbox"
                 attempt = 0
                 async for notify in conn.notifies():
-                    if notify.payload in ("jobs", "outbox"):
-                        yield notify.payload  # type: ignore[misc]
+                    kind, _, sender = notify.payload.partition(" ")
+                    if kind in ("jobs", "outbox") and not (sender and sender == self._me):
+                        yield kind  # type: ignore[misc]
             except psycopg.Error as exc:
                 logger.warning("LISTEN connection to %s lost: %s", self._description, _short(exc))
                 attempt = 1
