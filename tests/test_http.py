@@ -71,6 +71,9 @@ def test_seed_flow_submit_poll_download_and_range(service):
         assert tail.status_code == 206 and tail.content == whole.content[-500:]
         beyond = httpx.get(clip["download_url"], headers={"Range": f"bytes={clip['file_size'] + 10}-"}, timeout=30)
         assert beyond.status_code == 416
+        head = httpx.head(clip["download_url"], timeout=30)  # players and `curl -I` ask for the size first
+        assert head.status_code == 200 and head.content == b""
+        assert int(head.headers["content-length"]) == clip["file_size"]
 
 
 def test_annotations_in_three_formats(service):

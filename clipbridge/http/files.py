@@ -34,8 +34,9 @@ async def get_annotation(clip_id: str, parts: PartsDep, format: Literal["json", 
     return _serve(parts, found, f"/annotations/{found.name}")
 
 
-@router.get(
+@router.api_route(
     "/videos/{name}",
+    methods=["GET", "HEAD"],  # HEAD: players and `curl -I` ask for the size first
     response_class=Response,
     responses={
         **ERRORS,
@@ -49,8 +50,9 @@ async def get_video(name: str, parts: PartsDep) -> Response:
     return _serve(parts, await _lookup(parts, name, ("video",)), f"/videos/{name}")
 
 
-@router.get(
+@router.api_route(
     "/annotations/{name}",
+    methods=["GET", "HEAD"],
     response_class=Response,
     responses={**ERRORS, 200: {"description": "an annotation file", **_ANNOTATION_TYPES}},
 )
