@@ -186,6 +186,7 @@ def test_metrics_after_a_clip(service):
         "clip_latency_seconds_bucket",
         "clip_queue_depth",
         "clip_ffmpeg_seconds_count",
+        'clip_cut_path_total{path="box",reason="mp4"}',  # the seed's MP4 segments are cut at the box level
         'recordings_segments{camera="camera1"} 10.0',
         "outbox_pending",
         "mqtt_connected",
