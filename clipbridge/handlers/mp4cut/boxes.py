@@ -31,6 +31,7 @@ class Track:
     language: int  # mdhd's packed ISO 639-2 code
     size_wh: bytes  # tkhd width and height (16.16 fixed), 8 bytes
     edit: int  # media time where presentation starts (first non-empty edit; 0 without an edit list)
+    delay: float  # seconds of an empty edit before it (a track that starts late), else 0
     dts: array  # 'q', decode time of each sample
     dur: array  # 'q', duration of each sample
     cts: array  # 'q', composition offset of each sample
@@ -150,6 +151,8 @@ def read_movie(path: Path) -> Movie:
 
 def _parse_moov(moov: bytes, moofs: list[tuple[int, bytes]], file_size: int) -> Movie:
     fragmented = _child(moov, 8, len(moov), b"mvex") is not None
+    mvhd = _need(moov, (8, len(moov)), "moov", b"mvhd")
+    movie_timescale = _u32(moov, mvhd[0] + (20 if moov[mvhd[0]] == 1 else 12)) or 1
     defaults: dict[int, tuple[int, int, int]] = {}  # track id -> trex default duration, size, flags
     if fragmented:
         mvex = _need(moov, (8, len(moov)), "moov", b"mvex")
@@ -161,7 +164,7 @@ def _parse_moov(moov: bytes, moofs: list[tuple[int, bytes]], file_size: int) -> 
     for kind, s, e in iter_boxes(moov, 8, len(moov)):
         if kind != b"trak":
             continue
-        track_id, handler, track = _parse_trak(moov, s, e, fragmented)
+        track_id, handler, track = _parse_trak(moov, s, e, fragmented, movie_timescale)
         if handler == b"vide" and video is None:
             video = (track_id, track)
         elif handler == b"soun" and audio is None:
@@ -179,7 +182,7 @@ def _parse_moov(moov: bytes, moofs: list[tuple[int, bytes]], file_size: int) -> 
     return Movie(video[1], audio[1] if audio else None, fragmented)
 
 
-def _parse_trak(moov: bytes, start: int, end: int, fragmented: bool) -> tuple[int, bytes, Track]:
+def _parse_trak(moov: bytes, start: int, end: int, fragmented: bool, movie_timescale: int) -> tuple[int, bytes, Track]:
     tkhd = _need(moov, (start, end), "trak", b"tkhd")
     version = moov[tkhd[0]]
     track_id = _u32(moov, tkhd[0] + (20 if version == 1 else 12))
@@ -200,6 +203,7 @@ def _parse_trak(moov: bytes, start: int, end: int, fragmented: bool) -> tuple[in
     if _u32(moov, stsd_s + 4) != 1:
         raise Unsupported("sample_description", "more than one sample description in a track")
     samples = _stbl_samples(moov, tables)
+    edit, empty = _edit_start(moov, start, end)
     if fragmented and samples[0]:
         raise Unsupported("unparseable", "fragmented file with samples in moov")
     track = Track(
@@ -210,7 +214,8 @@ def _parse_trak(moov: bytes, start: int, end: int, fragmented: bool) -> tuple[in
         media_header=b"" if header is None else bytes(moov[header[0] - 8 : header[1]]),
         language=language,
         size_wh=bytes(moov[tkhd[1] - 8 : tkhd[1]]),
-        edit=_edit_start(moov, start, end),
+        edit=edit,
+        delay=empty / movie_timescale,
         dts=samples[1],
         dur=samples[2],
         cts=samples[3],
@@ -221,18 +226,23 @@ def _parse_trak(moov: bytes, start: int, end: int, fragmented: bool) -> tuple[in
     return track_id, handler, track
 
 
-def _edit_start(moov: bytes, start: int, end: int) -> int:
+def _edit_start(moov: bytes, start: int, end: int) -> tuple[int, int]:
+    """(media time presentation starts at, length of a leading empty edit in the movie timescale)."""
     edts = _child(moov, start, end, b"edts")
     elst = None if edts is None else _child(moov, *edts, b"elst")
     if elst is None:
-        return 0
+        return 0, 0
     version, count = moov[elst[0]], _u32(moov, elst[0] + 4)
     step, fmt = (20, ">Qq") if version == 1 else (12, ">Ii")
     entries = [struct.unpack_from(fmt, moov, elst[0] + 8 + i * step) for i in range(count)]
+    empty = 0
+    if len(entries) == 2 and entries[0][1] == -1:  # a track that starts late (FFmpeg writes it at a stream's start)
+        empty = int(entries[0][0])
+        entries = entries[1:]
     if len(entries) != 1 or entries[0][1] < 0:
-        # Empty edits (a delayed start) and multi-part edits are real but rare in recorder output: FFmpeg handles them.
-        raise Unsupported("edit_list", f"edit list with {len(entries)} entries or an empty edit")
-    return int(entries[0][1])
+        # Multi-part edits are real but rare in recorder output: FFmpeg handles them.
+        raise Unsupported("edit_list", f"edit list with {count} entries")
+    return int(entries[0][1]), empty
 
 
 def _stbl_samples(moov: bytes, t: dict[bytes, tuple[int, int]]) -> tuple[int, array, array, array, array, array, array]:

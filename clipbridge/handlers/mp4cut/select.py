@@ -61,7 +61,8 @@ class Selection:
 
     @property
     def video_seconds(self) -> float:
-        return self.video.edit_length / self.video.template.timescale
+        """The video track's media duration (mdhd), the figure FFmpeg and PyAV report as the stream's duration."""
+        return sum(self.video.dur) / self.video.template.timescale
 
 
 def select(sources: Sequence[Source]) -> Selection:
@@ -92,7 +93,7 @@ def select(sources: Sequence[Source]) -> Selection:
             video.edit_media = lead
         elif v.cts[s] != lead:
             raise Unsupported("edit_list", f"{src.path.name}: composition offset {v.cts[s]} at its start, not {lead}")
-        span_start = (v.dts[s] + v.cts[s] - v.edit) / vts  # source presentation time of the first video sample
+        span_start = (v.dts[s] + v.cts[s] - v.edit) / vts + v.delay  # source presentation of the first video sample
         durs = _durations(v, s, e)
         span = sum(durs)
         audio_part: list[tuple[Track, int, int]] = []
@@ -132,7 +133,7 @@ def _video_range(src: Source, *, require_key: bool) -> tuple[int, int]:
     s = 0
     if src.inpoint is not None:
         # The planner's inpoint is the keyframe's presentation time as FFmpeg reports it (edit list applied).
-        target = round(src.inpoint * ts) + v.edit
+        target = round((src.inpoint - v.delay) * ts) + v.edit
         half = max(1, min(v.dur[:16]) // 2) if v.count else 1
         matches = [k for k in range(v.count) if v.sync[k] and abs(v.dts[k] + v.cts[k] - target) <= half]
         if not matches:
@@ -145,7 +146,8 @@ def _video_range(src: Source, *, require_key: bool) -> tuple[int, int]:
         # concat drops packets whose dts (edit list applied) is at or past outpoint, compared exactly in microseconds.
         limit_us = int(Decimal(f"{src.outpoint:.6f}") * 1_000_000)
         e = s
-        while e < v.count and (v.dts[e] - v.edit) * 1_000_000 < limit_us * ts:
+        shift = v.edit - round(v.delay * ts)
+        while e < v.count and (v.dts[e] - shift) * 1_000_000 < limit_us * ts:
             e += 1
     if e <= s:
         raise Unsupported("timing", f"{src.path.name}: no video sample in the window")
@@ -159,13 +161,13 @@ def _audio_range(
     ats = a.timescale
 
     def out_start(k: int) -> float:  # where sample k would land on the output timeline
-        return (a.dts[k] - a.edit) / ats - video_from + out_from
+        return (a.dts[k] - a.edit) / ats + a.delay - video_from + out_from
 
     if a.count == 0:
         return 0, 0, 0
     skip = 0
     if first:
-        k = max(0, bisect.bisect_right(a.dts, round(video_from * ats) + a.edit) - 1)
+        k = max(0, bisect.bisect_right(a.dts, round((video_from - a.delay) * ats) + a.edit) - 1)
         if out_start(k) > out_from + a.dur[k] / ats:
             raise Unsupported("timing", "the audio starts more than a frame after the video")
         skip = max(0, round((out_from - out_start(k)) * ats))

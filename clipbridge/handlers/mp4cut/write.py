@@ -154,14 +154,14 @@ def layout(sel: Selection) -> tuple[bytes, bytes]:
         if large
         else struct.pack(">I4s", sel.data_size + 8, b"mdat")
     )
-    moov = build_moov(sel, 0, wide=False)
-    base = len(ftyp) + len(moov) + len(mdat_head)
-    wide = base + sel.data_size > _U32
-    moov = build_moov(sel, base, wide=wide)
-    if wide:  # co64 is longer than stco: the offsets move by the difference
-        base = len(ftyp) + len(moov) + len(mdat_head)
-        moov = build_moov(sel, base, wide=True)
-    return ftyp + moov, mdat_head
+    for wide in (False, True):
+        try:  # 32-bit stco unless an offset does not fit; the moov's length does not depend on the offsets
+            base = len(ftyp) + len(build_moov(sel, 0, wide=wide)) + len(mdat_head)
+            return ftyp + build_moov(sel, base, wide=wide), mdat_head
+        except OverflowError:
+            if wide:
+                raise
+    raise AssertionError("unreachable")
 
 
 def write_clip(sel: Selection, output: Path) -> int:
