@@ -62,10 +62,12 @@ def cat_runner(paths: list[Path], out: Path) -> Callable[[], float]:
 
 def section_clip_cost(fx: Footage, base: Path, sizes: Sizes, stamp: str) -> dict[str, Any]:
     work = base / "clipcost"
-    cfg = load_config(None, env=config_env(work, [source(fx.root)]))
+    cfg = load_config(None, env=config_env(work, [source(fx.root)], clips__cutter="auto"))  # the box path (opt-in)
     index = RecordingsIndex(config=cfg.recordings)
     index.scan()
     clipper = Clipper(index=index, clips=cfg.clips, recordings=cfg.recordings, ffmpeg=fx.ffmpeg)
+    ff_cfg = load_config(None, env=config_env(work / "ffmpeg-path", [source(fx.root)], clips__cutter="ffmpeg"))
+    ff_clipper = Clipper(index=index, clips=ff_cfg.clips, recordings=ff_cfg.recordings, ffmpeg=fx.ffmpeg)
     window = seed_window()
     segs = [s.path for s in index.candidates(CAMERA, window.start, window.end)]
     assert len(segs) == 4, segs
@@ -81,13 +83,16 @@ def section_clip_cost(fx: Footage, base: Path, sizes: Sizes, stamp: str) -> dict
     assert argv[i + 1] == "+faststart", argv
     no_faststart = [*argv[:i], *argv[i + 2 : -1], str(work / "no-faststart.mp4")]
 
-    def clip(cold: bool, part: list[float] | None = None) -> Callable[[], float]:
+    paths: Counter[str] = Counter()
+
+    def clip(cold: bool, part: list[float] | None = None, via: Clipper = clipper) -> Callable[[], float]:
         def run() -> float:
             if cold:
                 index.probes = ProbeCache(max_duration=cfg.recordings.max_segment_seconds)
             request = Job.adhoc(f"bench{next(ids):06d}", CAMERA, window, source="bench")
             started = time.perf_counter()
-            outcome = clipper.make_clip(request)
+            outcome = via.make_clip(request)
+            paths[f"{outcome.cut_path}/{outcome.cut_reason}"] += 1
             elapsed = time.perf_counter() - started
             if outcome.status != "done":
                 raise RuntimeError(f"clip status {outcome.status}")
@@ -103,6 +108,7 @@ def section_clip_cost(fx: Footage, base: Path, sizes: Sizes, stamp: str) -> dict
 
     variants: dict[str, Callable[[], float]] = {
         "clipbridge_warm": clip(cold=False, part=ffmpeg_part),
+        "clipbridge_ffmpeg_path_warm": clip(cold=False, via=ff_clipper),
         "bare_bundled": bare_runner(fx.ffmpeg, plain, work / "bare.mp4"),
         "ffmpeg_no_faststart": argv_runner(no_faststart, work / "no-faststart.mp4"),
         "clipbridge_cold": clip(cold=True),
@@ -123,12 +129,41 @@ def section_clip_cost(fx: Footage, base: Path, sizes: Sizes, stamp: str) -> dict
     out["ratio_no_faststart"] = round(out["ffmpeg_no_faststart"]["median_ms"] / bare, 3)
     out["no_faststart_argv"] = " ".join(Path(a).name if a.startswith(str(base)) else a for a in no_faststart)
     out["ratio_cat"] = round(out["cat"]["median_ms"] / bare, 3)
+    out["ratio_warm_to_cat"] = round(out["clipbridge_warm"]["median_ms"] / out["cat"]["median_ms"], 3)
+    out["ratio_ffmpeg_path_warm"] = round(out["clipbridge_ffmpeg_path_warm"]["median_ms"] / bare, 3)
+    out["cut_paths"] = dict(paths)
+    out["path_by_kind"] = path_by_kind(fx, work, segs, window)
     if "bare_debian" in out:
         out["ratio_debian"] = round(out["bare_debian"]["median_ms"] / bare, 3)
     out["debian_note"] = debian_note
     out["phases"] = clip_phases(fx, cfg, clipper, index, window, work, records[0], plain, argv, sizes.clip_runs)
     playlist.unlink()
     out["profile"] = profile_clip(clipper, window, ids, 10, RESULTS / f"{stamp}-clip-profile.txt")
+    return out
+
+
+def path_by_kind(fx: Footage, work: Path, segs: list[Path], window: Window) -> dict[str, str]:
+    """Which path (and why) a clip of the seed window takes when the same segments are fMP4, Matroska or MPEG-TS."""
+    kinds = {
+        "mp4": ("mp4", []),
+        "fmp4": ("mp4", ["-movflags", "+frag_keyframe+empty_moov+default_base_moof"]),
+        "mkv": ("mkv", []),
+        "ts": ("ts", []),
+    }
+    out: dict[str, str] = {}
+    for kind, (ext, flags) in kinds.items():
+        root = work / f"kind-{kind}"
+        (root / CAMERA).mkdir(parents=True, exist_ok=True)
+        for seg in segs:
+            argv = [fx.ffmpeg, "-hide_banner", "-nostdin", "-loglevel", "error", "-y", "-i", str(seg), "-c", "copy"]
+            subprocess.run([*argv, *flags, str(root / CAMERA / f"{seg.stem}.{ext}")], check=True)
+            os.utime(root / CAMERA / f"{seg.stem}.{ext}", (1, 1))  # settled
+        cfg = load_config(None, env=config_env(root / "out", [source(root)]))
+        index = RecordingsIndex(config=cfg.recordings)
+        index.scan()
+        clipper = Clipper(index=index, clips=cfg.clips, recordings=cfg.recordings, ffmpeg=fx.ffmpeg)
+        outcome = clipper.make_clip(Job.adhoc(f"kind-{kind}", CAMERA, window, source="bench"))
+        out[kind] = f"{outcome.cut_path} ({outcome.cut_reason}, {outcome.status})"
     return out
 
 

@@ -5,7 +5,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from bench.common import TARGET_CLIP_RATIO, TARGET_E2E_MARGIN_MS, TARGET_INTAKE_RATE, TARGET_LIVE_P95_MS
+from bench.common import (
+    TARGET_CLIP_CAT_RATIO,
+    TARGET_CLIP_RATIO,
+    TARGET_E2E_MARGIN_MS,
+    TARGET_INTAKE_RATE,
+    TARGET_LIVE_P95_MS,
+)
 
 # -- report -------------------------------------------------------------------------------------------------------
 
@@ -65,10 +71,21 @@ def report(results: dict[str, Any], base: dict[str, Any] | None = None) -> str:
         n = c["clipbridge_warm"]["n"]
         lines.append(f"| 1 | bare `ffmpeg -f concat -c copy`, bundled | {_ms(c['bare_bundled'])} | {n} | | |")
         lines.append(
-            f"| 1 | clipbridge `make_clip`, warm probe cache | {_ms(c['clipbridge_warm'])};"
+            f"| 1 | clipbridge `make_clip`, warm probe cache, box path | {_ms(c['clipbridge_warm'])};"
             f" **{c['ratio_warm']:.2f}x** bare{_was(base, 'clip_cost.ratio_warm', '.2f', 'x')} | {n} | <= {TARGET_CLIP_RATIO:.2f}x |"
             f" {_yes(c['ratio_warm'] <= TARGET_CLIP_RATIO)} |"
         )
+        if "ratio_warm_to_cat" in c:
+            lines.append(
+                f"| 1 | ... the same against `cat` | **{c['ratio_warm_to_cat']:.2f}x** `cat` | {n} |"
+                f" <= {TARGET_CLIP_CAT_RATIO:.2f}x | {_yes(c['ratio_warm_to_cat'] <= TARGET_CLIP_CAT_RATIO)} |"
+            )
+            lines.append(
+                f"| 1 | clipbridge `make_clip`, warm, FFmpeg path (`clips.cutter: ffmpeg`) |"
+                f" {_ms(c['clipbridge_ffmpeg_path_warm'])}; {c['ratio_ffmpeg_path_warm']:.2f}x bare | {n} | | |"
+            )
+            kinds = "; ".join(f"{k}: {v}" for k, v in c["path_by_kind"].items())
+            lines.append(f"| 1 | path taken by footage kind (seed window) | {kinds} | 1 each | | |")
         lines.append(
             f"| 1 | informational: FFmpeg alone with clipbridge's argv minus `-movflags +faststart` |"
             f" {_ms(c['ffmpeg_no_faststart'])}; {c['ratio_no_faststart']:.2f}x bare | {n} | | |"

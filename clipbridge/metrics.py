@@ -33,7 +33,18 @@ class Metrics:
         self.clip_footage_wait = Histogram(
             "clip_footage_wait_seconds", "Time a job waited for its footage to exist", buckets=_LATENCY, registry=r
         )
-        self.clip_ffmpeg = Histogram("clip_ffmpeg_seconds", "FFmpeg run time per clip", buckets=_FFMPEG, registry=r)
+        self.clip_ffmpeg = Histogram(
+            "clip_ffmpeg_seconds",
+            "Cut time per clip (the FFmpeg run, or the box-level cut)",
+            buckets=_FFMPEG,
+            registry=r,
+        )
+        self.clip_cut_path = Counter(
+            "clip_cut_path",
+            "Clips by how they were cut (box: MP4 boxes in-process; ffmpeg) and why (mp4, or why not the box path)",
+            ["path", "reason"],
+            registry=r,
+        )
         self.recordings_segments = Gauge(
             "recordings_segments", "Segments in the recordings index", ["camera"], registry=r
         )

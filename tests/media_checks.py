@@ -87,3 +87,15 @@ def first_frame_decodes(clip: Path) -> bool:
         for frame in c.decode(video=0):
             return bool(frame.key_frame)
     return False
+
+
+def audio_packets(path: Path) -> list[str]:
+    """Hashes of the audio packets in decode order."""
+    with av.open(str(path)) as c:
+        return [hashlib.sha1(bytes(p)).hexdigest() for p in c.demux(c.streams.audio[0]) if p.size]
+
+
+def in_order_within(part: list[str], whole: list[str]) -> bool:
+    """True if `part` appears in `whole` in the same order (a subsequence)."""
+    rest = iter(whole)
+    return all(any(h == w for w in rest) for h in part)

@@ -80,7 +80,8 @@ class Cluster:
             "mqtt__reconnect_max_seconds": 2,
             "http__port": port,
             "http__public_base_url": f"http://127.0.0.1:{port}",
-            **({"clips__ffmpeg": str(ffmpeg)} if ffmpeg else {}),
+            # A given FFmpeg is a fault seam: the clips must take the FFmpeg path to meet it.
+            **({"clips__ffmpeg": str(ffmpeg), "clips__cutter": "ffmpeg"} if ffmpeg else {}),
             **overrides,
         }
         env = config_env(workdir, [{"root": str(root), "layout": SEED_LAYOUT, "timezone": "UTC"}], **settings)

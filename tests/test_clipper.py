@@ -21,6 +21,24 @@ from tests.conftest import SEED_INCIDENT
 from tests.media_checks import check_clip_against_sources, first_frame_decodes
 
 
+@pytest.fixture(params=["box", "ffmpeg"])
+def cut_path(request) -> str:
+    """Each clip test runs on both paths: `box` is the default (auto), `ffmpeg` forces the FFmpeg path."""
+    return str(request.param)
+
+
+@pytest.fixture
+def config_for(make_config, cut_path):
+    def make(**overrides):
+        return make_config(clips__cutter="auto" if cut_path == "box" else "ffmpeg", **overrides)
+
+    return make
+
+
+def expected_path(cut_path: str, camera: str) -> str:
+    return "ffmpeg" if cut_path == "ffmpeg" or camera in ("camts", "camalaw") else "box"
+
+
 def clipper_for(config) -> Clipper:
     index = RecordingsIndex(config=config.recordings)
     index.scan()
@@ -46,10 +64,11 @@ def ts(text: str) -> datetime:
     return datetime.fromisoformat(text.replace("Z", "+00:00"))
 
 
-def test_seed_example_gives_20_s_from_143000_to_143020_with_annotations(make_config):
-    outcome = cut(clipper_for(make_config()), "camera1", SEED_INCIDENT, duration=20)
+def test_seed_example_gives_20_s_from_143000_to_143020_with_annotations(config_for, cut_path):
+    outcome = cut(clipper_for(config_for()), "camera1", SEED_INCIDENT, duration=20)
     r = outcome.record.to_json()
     assert outcome.status == "done"
+    assert outcome.cut_path == expected_path(cut_path, "camera1")
     assert (r["requested_start"], r["requested_end"]) == ("2025-08-29T14:30:00.000Z", "2025-08-29T14:30:20.000Z")
     assert r["actual_start"] == "2025-08-29T14:30:00.000Z"
     assert r["duration_seconds"] == pytest.approx(20.0, abs=0.1)
@@ -108,9 +127,14 @@ COVERAGE_CASES = [
 
 @pytest.mark.parametrize(("camera", "incident", "window", "early"), COVERAGE_CASES)
 def test_clip_covers_window_starts_on_keyframe_and_copies_packets_untouched(
-    make_config, camera, incident, window, early
+    config_for, cut_path, camera, incident, window, early
 ):
-    outcome = cut(clipper_for(make_config()), camera, incident, **window)
+    outcome = cut(clipper_for(config_for()), camera, incident, **window)
+    assert (outcome.cut_path, outcome.cut_reason) == (
+        (expected_path(cut_path, camera), "mp4")
+        if expected_path(cut_path, camera) == "box"
+        else (("ffmpeg", "config") if cut_path == "ffmpeg" else ("ffmpeg", "not_mp4"))
+    )
     r = outcome.record.to_json()
     assert outcome.status == "done", r["gaps"]
     cov = check_clip_against_sources(outcome.video_path, sources_of(outcome))
@@ -122,8 +146,8 @@ def test_clip_covers_window_starts_on_keyframe_and_copies_packets_untouched(
     assert first_frame_decodes(outcome.video_path)
 
 
-def test_missing_segment_is_reported_as_a_gap(make_config):
-    outcome = cut(clipper_for(make_config()), "camgap", SEED_INCIDENT, duration=20)
+def test_missing_segment_is_reported_as_a_gap(config_for):
+    outcome = cut(clipper_for(config_for()), "camgap", SEED_INCIDENT, duration=20)
     assert outcome.status == "partial"
     assert outcome.record.to_json()["gaps"] == [
         {"start": "2025-08-29T14:30:05.000Z", "end": "2025-08-29T14:30:10.000Z", "seconds": 5.0, "reason": "missing"}
@@ -133,18 +157,20 @@ def test_missing_segment_is_reported_as_a_gap(make_config):
 
 
 @pytest.mark.parametrize("camera", ["camcorrupt", "camzero"])
-def test_corrupt_or_empty_segment_is_a_reported_gap_not_a_crash(make_config, camera):
-    outcome = cut(clipper_for(make_config()), camera, SEED_INCIDENT, duration=20)
+def test_corrupt_or_empty_segment_is_a_reported_gap_not_a_crash(config_for, cut_path, camera):
+    outcome = cut(clipper_for(config_for()), camera, SEED_INCIDENT, duration=20)
     assert outcome.status == "partial"
+    assert outcome.cut_path == expected_path(cut_path, camera)
+    check_clip_against_sources(outcome.video_path, sources_of(outcome))
     assert [(g["start"], g["end"], g["reason"]) for g in outcome.record.to_json()["gaps"]] == [
         ("2025-08-29T14:30:05.000Z", "2025-08-29T14:30:10.000Z", "unreadable")
     ]
 
 
-def test_window_with_only_a_corrupt_segment_is_no_footage(make_config):
+def test_window_with_only_a_corrupt_segment_is_no_footage(config_for):
     with pytest.raises(ClipError) as err:
         cut(
-            clipper_for(make_config()),
+            clipper_for(config_for()),
             "camcorrupt",
             datetime(2025, 8, 29, 14, 30, 7, tzinfo=UTC),
             pre_seconds=1,
@@ -153,8 +179,8 @@ def test_window_with_only_a_corrupt_segment_is_no_footage(make_config):
     assert err.value.code == "no_footage"
 
 
-def test_unknown_camera_and_no_footage_have_codes(make_config):
-    clipper = clipper_for(make_config())
+def test_unknown_camera_and_no_footage_have_codes(config_for):
+    clipper = clipper_for(config_for())
     with pytest.raises(ClipError) as err:
         cut(clipper, "camera9", SEED_INCIDENT, duration=20)
     assert err.value.code == "unknown_camera" and "camera9" in err.value.message
@@ -163,25 +189,27 @@ def test_unknown_camera_and_no_footage_have_codes(make_config):
     assert err.value.code == "no_footage"
 
 
-def test_hevc_is_tagged_hvc1(make_config):
-    outcome = cut(clipper_for(make_config()), "camhevc", datetime(2025, 8, 29, 14, 30, 10, tzinfo=UTC), duration=10)
+def test_hevc_is_tagged_hvc1(config_for, cut_path):
+    outcome = cut(clipper_for(config_for()), "camhevc", datetime(2025, 8, 29, 14, 30, 10, tzinfo=UTC), duration=10)
+    assert outcome.cut_path == expected_path(cut_path, "camhevc")
+    check_clip_against_sources(outcome.video_path, sources_of(outcome))
     with av.open(str(outcome.video_path)) as c:
         assert c.streams.video[0].codec_context.name == "hevc"
         assert c.streams.video[0].codec_tag == "hvc1"
     assert outcome.record.to_json()["codecs"]["video"] == "hevc"
 
 
-def test_alaw_audio_becomes_aac_while_video_is_copied(make_config):
-    outcome = cut(clipper_for(make_config()), "camalaw", SEED_INCIDENT, duration=20)
+def test_alaw_audio_becomes_aac_while_video_is_copied(config_for):
+    outcome = cut(clipper_for(config_for()), "camalaw", SEED_INCIDENT, duration=20)
     with av.open(str(outcome.video_path)) as c:
         assert c.streams.audio[0].codec_context.name == "aac"
     assert outcome.record.codecs.audio == "pcm_alaw" and outcome.record.codecs.audio_transcoded is True
     check_clip_against_sources(outcome.video_path, sources_of(outcome))
 
 
-def test_resolution_change_keeps_the_incident_run_and_reports_the_rest(make_config):
+def test_resolution_change_keeps_the_incident_run_and_reports_the_rest(config_for):
     outcome = cut(
-        clipper_for(make_config()),
+        clipper_for(config_for()),
         "camres",
         datetime(2025, 8, 29, 14, 30, 25, tzinfo=UTC),
         pre_seconds=10,
@@ -199,9 +227,9 @@ def test_resolution_change_keeps_the_incident_run_and_reports_the_rest(make_conf
         assert (c.streams.video[0].codec_context.width, c.streams.video[0].codec_context.height) == (352, 288)
 
 
-def test_segments_mode_copies_whole_segments(make_config):
+def test_segments_mode_copies_whole_segments(config_for):
     outcome = cut(
-        clipper_for(make_config(clips__trim="segments")),
+        clipper_for(config_for(clips__trim="segments")),
         "camera1",
         datetime(2025, 8, 29, 14, 30, 12, tzinfo=UTC),
         pre_seconds=4,
@@ -223,7 +251,7 @@ def test_ffmpeg_past_its_timeout_is_killed_with_a_clear_code(make_config, tmp_pa
     hang = tmp_path / "hanging-ffmpeg"
     hang.write_text("#!/bin/sh\necho 'stalled reading input' >&2\nexec sleep 30\n")
     hang.chmod(hang.stat().st_mode | stat.S_IEXEC)
-    config = make_config(clips__ffmpeg=str(hang), clips__ffmpeg_timeout_seconds=0.5)
+    config = make_config(clips__cutter="ffmpeg", clips__ffmpeg=str(hang), clips__ffmpeg_timeout_seconds=0.5)
     with pytest.raises(ClipError) as err:
         cut(clipper_for(config), "camera1", SEED_INCIDENT, duration=20)
     assert err.value.code == "ffmpeg_timeout" and err.value.retryable
@@ -237,21 +265,26 @@ def test_ffmpeg_failure_keeps_the_stderr_tail(make_config, tmp_path):
     broken.write_text("#!/bin/sh\necho 'Invalid data found when processing input' >&2\nexit 1\n")
     broken.chmod(broken.stat().st_mode | stat.S_IEXEC)
     with pytest.raises(ClipError) as err:
-        cut(clipper_for(make_config(clips__ffmpeg=str(broken))), "camera1", SEED_INCIDENT, duration=20)
+        cut(
+            clipper_for(make_config(clips__cutter="ffmpeg", clips__ffmpeg=str(broken))),
+            "camera1",
+            SEED_INCIDENT,
+            duration=20,
+        )
     assert err.value.code == "ffmpeg_failed"
     assert "Invalid data found" in err.value.message
 
 
-def test_unwritable_output_dir_is_a_storage_error(make_config, tmp_path):
+def test_unwritable_output_dir_is_a_storage_error(config_for, tmp_path):
     blocker = tmp_path / "not-a-dir"
     blocker.write_text("a file where the output folder should be")
     with pytest.raises(ClipError) as err:
-        cut(clipper_for(make_config(clips__output_dir=str(blocker / "videos"))), "camera1", SEED_INCIDENT, duration=20)
+        cut(clipper_for(config_for(clips__output_dir=str(blocker / "videos"))), "camera1", SEED_INCIDENT, duration=20)
     assert err.value.code == "storage_error"
 
 
-def test_second_clip_of_the_same_segments_does_not_probe_again(make_config):
-    clipper = clipper_for(make_config())
+def test_second_clip_of_the_same_segments_does_not_probe_again(config_for):
+    clipper = clipper_for(config_for())
     cut(clipper, "camera1", SEED_INCIDENT, duration=20, clip_id="a")
     probes = clipper._index.probes.probes
     cut(clipper, "camera1", SEED_INCIDENT + timedelta(seconds=1), duration=20, clip_id="b")

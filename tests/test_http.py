@@ -27,7 +27,7 @@ TERMINAL = ("done", "partial", "failed")
 
 @pytest.fixture(scope="module")
 def service(tmp_path_factory: pytest.TempPathFactory, footage) -> Iterator[Service]:
-    s = launch(tmp_path_factory.mktemp("http"), footage)
+    s = launch(tmp_path_factory.mktemp("http"), footage, clips__cutter="auto")  # the box path, through the service
     yield s
     s.kill9()
     s.dump_log()
@@ -189,6 +189,7 @@ def test_metrics_after_a_clip(service):
         "clip_latency_seconds_bucket",
         "clip_queue_depth",
         "clip_ffmpeg_seconds_count",
+        'clip_cut_path_total{path="box",reason="mp4"}',  # the seed's MP4 segments are cut at the box level
         'recordings_segments{camera="camera1"} 10.0',
         "outbox_pending",
         "mqtt_connected",

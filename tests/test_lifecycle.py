@@ -39,7 +39,7 @@ def alive(pid: int) -> bool:
 
 def test_draining_refuses_new_clips_with_503_and_a_second_signal_forces_the_exit(own_service, tmp_path):
     script, pidfile = hanging_ffmpeg(tmp_path)
-    service = own_service(clips__ffmpeg=str(script), clips__ffmpeg_timeout_seconds=600)
+    service = own_service(clips__cutter="ffmpeg", clips__ffmpeg=str(script), clips__ffmpeg_timeout_seconds=600)
     assert service.proc is not None and service.log is not None
     with httpx.Client(base_url=service.base_url, timeout=30) as http:
         clip_id = submit(http, SEED_BODY)["clip_id"]

@@ -74,7 +74,7 @@ def test_kill_9_during_ffmpeg_resumes_cleans_temp_files_and_never_serves_a_half_
     marker = tmp_path / "ffmpeg-reached-the-end"
     # Real FFmpeg writes the temporary clip, then the process hangs before it exits: the service is mid-clip.
     hang = wrapper(tmp_path, "ffmpeg-then-hang", f'"$REAL" "$@"\ntouch "{marker}"\nexec sleep 300')
-    service = start_service(clips__ffmpeg=str(hang))
+    service = start_service(clips__cutter="ffmpeg", clips__ffmpeg=str(hang))  # the FFmpeg path is under test
     client = TestClient(broker.port, subscribe=[f"{prefix}/f/#"])
     client.publish(f"{prefix}/cameras/camera1/incidents", {**SEED_EVENT, "event_id": "mid-ffmpeg"},
                    response_topic=f"{prefix}/f/1")  # fmt: skip
@@ -121,7 +121,7 @@ def test_hanging_ffmpeg_is_killed_and_the_worker_goes_on(start_service, broker, 
         tmp_path, "ffmpeg-hangs-on-gop2",
         'for a in "$@"; do case "$a" in *.ffconcat) grep -q gop2 "$a" && exec sleep 300;; esac; done\nexec "$REAL" "$@"',
     )  # fmt: skip
-    service = start_service(clips__ffmpeg=str(hang), clips__ffmpeg_timeout_seconds=1, clips__ffmpeg_retries=1,
+    service = start_service(clips__cutter="ffmpeg", clips__ffmpeg=str(hang), clips__ffmpeg_timeout_seconds=1, clips__ffmpeg_retries=1,
                             clips__workers=1)  # fmt: skip
     client = TestClient(broker.port, subscribe=[f"{prefix}/h/#"])
     client.publish(f"{prefix}/clips/requests", {**SEED_EVENT, "camera_id": "gop2"}, response_topic=f"{prefix}/h/hang")
@@ -150,6 +150,7 @@ def test_segment_deleted_by_retention_mid_clip_gives_a_partial_clip(start_servic
     # The first FFmpeg run finds its first segment gone (deleted after planning); later runs are the real FFmpeg.
     deleter = wrapper(tmp_path, "ffmpeg-after-retention", f'rm -f "{victim}"\nexec "$REAL" "$@"')
     service = start_service(
+        clips__cutter="ffmpeg",
         clips__ffmpeg=str(deleter),
         recordings__sources=[{"root": str(root), "layout": "{camera_id}/{camera_id}_%Y%m%d_%H%M%S"}],
     )

@@ -8,6 +8,7 @@ import logging
 import os
 import shutil
 import subprocess
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -18,6 +19,7 @@ from clipbridge.errors import ClipError
 from clipbridge.handlers.annotations import write_annotations
 from clipbridge.handlers.ffmpeg import MP4_AUDIO, clip_argv, concat_playlist, run_command
 from clipbridge.handlers.index import RecordingsIndex
+from clipbridge.handlers.mp4cut import Unsupported, cut
 from clipbridge.handlers.planner import Footage, Plan, plan_clip
 from clipbridge.handlers.probe import clip_duration
 from clipbridge.handlers.replies import annotation
@@ -31,7 +33,9 @@ TMP_DIR = ".tmp"
 class ClipOutcome:
     record: ClipRecord
     files: tuple[StoredFile, ...]  # the video first, then the annotations
-    ffmpeg_seconds: float
+    ffmpeg_seconds: float  # time spent cutting, by either path
+    cut_path: Literal["box", "ffmpeg"] = "ffmpeg"
+    cut_reason: str = "config"  # why this path: "mp4" for the box path, else why not (mp4cut.REASONS, "config")
 
     @property
     def status(self) -> Literal["done", "partial"]:
@@ -100,7 +104,7 @@ class Clipper:
             job.window, footage, trim=self._clips.trim, gap_tolerance=self._recordings.gap_tolerance_seconds
         )
         basename = clip_basename(job.camera_id, job.window.incident, job.clip_id)
-        video_path, measured, ffmpeg_seconds = self._render(plan, basename, job.clip_id)
+        video_path, measured, ffmpeg_seconds, path, reason = self._render(plan, basename, job.clip_id)
         record = self._record(job, plan, video_path, measured)
         video = StoredFile(video_path.name, job.clip_id, "video", video_path, record.file_size)
         try:
@@ -109,9 +113,49 @@ class Clipper:
             video_path.unlink(missing_ok=True)
             raise _storage_error(exc, self._clips.annotations_dir) from exc
         notes = [StoredFile(p.name, job.clip_id, kind, p, p.stat().st_size) for kind, p in written.items()]
-        return ClipOutcome(record, (video, *notes), ffmpeg_seconds)
+        return ClipOutcome(record, (video, *notes), ffmpeg_seconds, path, reason)
 
-    def _render(self, plan: Plan, basename: str, clip_id: str) -> tuple[Path, float, float]:
+    def _render(
+        self, plan: Plan, basename: str, clip_id: str
+    ) -> tuple[Path, float, float, Literal["box", "ffmpeg"], str]:
+        """Cut at the box level when every source allows it, else with FFmpeg; says which path and why."""
+        reason = "config"
+        if self._clips.cutter == "auto":
+            try:
+                final, measured, seconds = self._render_boxes(plan, basename)
+                return final, measured, seconds, "box", "mp4"
+            except Unsupported as exc:
+                logger.debug("clip %s goes to FFmpeg: %s", clip_id, exc)
+                reason = exc.reason
+        return (*self._render_ffmpeg(plan, basename, clip_id), "ffmpeg", reason)
+
+    def _render_boxes(self, plan: Plan, basename: str) -> tuple[Path, float, float]:
+        out_dir = self._clips.output_dir
+        tmp_video = out_dir / TMP_DIR / f"{basename}.mp4"
+        final = out_dir / f"{basename}.mp4"
+        started = time.monotonic()
+        try:
+            (out_dir / TMP_DIR).mkdir(parents=True, exist_ok=True)
+            done = cut([(i.footage.path, i.inpoint, i.outpoint) for i in plan.items], tmp_video)
+            seconds = time.monotonic() - started
+            # The duration comes from the tables just written (what FFmpeg reads back from them; the tests check
+            # it): reopening the clip with PyAV would cost a third of the cut.
+            measured = round(done.video_seconds, 3)
+            os.replace(tmp_video, final)
+        except FileNotFoundError as exc:
+            if exc.filename is not None and Path(exc.filename) != tmp_video and not Path(exc.filename).exists():
+                raise ClipError(
+                    "segment_missing", f"{Path(exc.filename).name} deleted while the clip was being cut", retryable=True
+                ) from exc
+            raise _storage_error(exc, out_dir) from exc
+        except OSError as exc:
+            raise _storage_error(exc, out_dir) from exc
+        finally:
+            with contextlib.suppress(OSError):
+                tmp_video.unlink(missing_ok=True)
+        return final, measured, seconds
+
+    def _render_ffmpeg(self, plan: Plan, basename: str, clip_id: str) -> tuple[Path, float, float]:
         out_dir = self._clips.output_dir
         tmp_dir = out_dir / TMP_DIR
         playlist = tmp_dir / f"{clip_id}.ffconcat"

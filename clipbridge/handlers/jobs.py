@@ -252,6 +252,7 @@ class JobRunner:
             await self._failed(job, exc)
         else:
             self._metrics.clip_ffmpeg.observe(outcome.ffmpeg_seconds)
+            self._metrics.clip_cut_path.labels(path=outcome.cut_path, reason=outcome.cut_reason).inc()
             await self._finish(job, outcome, None)
         finally:
             renewing.cancel()
