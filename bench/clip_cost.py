@@ -62,7 +62,7 @@ def cat_runner(paths: list[Path], out: Path) -> Callable[[], float]:
 
 def section_clip_cost(fx: Footage, base: Path, sizes: Sizes, stamp: str) -> dict[str, Any]:
     work = base / "clipcost"
-    cfg = load_config(None, env=config_env(work, [source(fx.root)], clips__cutter="auto"))  # the box path (opt-in)
+    cfg = load_config(None, env=config_env(work, [source(fx.root)]))
     index = RecordingsIndex(config=cfg.recordings)
     index.scan()
     clipper = Clipper(index=index, clips=cfg.clips, recordings=cfg.recordings, ffmpeg=fx.ffmpeg)

@@ -6,8 +6,10 @@ from collections.abc import Sequence
 from typing import Any
 
 from bench.common import (
+    TARGET_BURST_VS_IDEAL,
     TARGET_CLIP_CAT_RATIO,
     TARGET_CLIP_RATIO,
+    TARGET_E2E_CAT_MARGIN_MS,
     TARGET_E2E_MARGIN_MS,
     TARGET_INTAKE_RATE,
     TARGET_LIVE_P95_MS,
@@ -111,7 +113,9 @@ def report(results: dict[str, Any], base: dict[str, Any] | None = None) -> str:
         lines.append(
             f"| 2 | end-to-end MQTT publish -> reply | {_ms(lat, ('median_ms', 'p95_ms', 'p99_ms'))}"
             f"{_was(base, 'e2e.latency.median_ms', '.1f', ' ms p50')} | {lat['n']} |"
-            f" p50 <= bare + {TARGET_E2E_MARGIN_MS:.0f} ms = {e['target_ms']:.1f} ms | {_yes(e['met'])} |"
+            f" p50 <= `cat` + {TARGET_E2E_CAT_MARGIN_MS:.0f} ms = {e.get('target_cat_ms', 0):.1f} ms"
+            f" (the first round's: bare + {TARGET_E2E_MARGIN_MS:.0f} ms = {e['target_ms']:.1f} ms, {_yes(e['met'])})"
+            f" | {_yes(e.get('met_cat', False))} |"
         )
         lines.append(
             f"| 2 | ... split by the service's /metrics (means) | FFmpeg {e['ffmpeg_part_mean_ms']:.1f} ms;"
@@ -139,7 +143,8 @@ def report(results: dict[str, Any], base: dict[str, Any] | None = None) -> str:
             f"| 4 | burst: {b['incidents']} incidents over {b['cameras']} cameras at once | last reply after"
             f" {b['time_to_last_reply_s']:.1f} s{_was(base, 'burst.time_to_last_reply_s', '.1f', ' s')},"
             f" {b['clips_per_s']:.1f} clips/s; {b['vs_ideal']:.2f}x the ideal"
-            f" {b['ideal_s']:.1f} s ({b['ideal_note']}) | {b['incidents']} | | |"
+            f" {b['ideal_s']:.1f} s ({b['ideal_note']}) | {b['incidents']} | <= {TARGET_BURST_VS_IDEAL:g}x the ideal |"
+            f" {_yes(b.get('met', False))} |"
         )
         lines.append(
             f"| 4 | burst CPU | service (Python) {b['service_cpu_s']:.1f} s = {b['service_cpu_ms_per_clip']:.0f}"

@@ -41,7 +41,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.burst import section_burst
-from bench.clip_cost import bare_runner, section_clip_cost
+from bench.clip_cost import bare_runner, cat_runner, section_clip_cost
 from bench.common import (
     BUDGET_SECONDS,
     FULL,
@@ -133,7 +133,9 @@ def main(argv: list[str] | None = None) -> int:
             note("1. clip cost")
             s["clip_cost"] = section_clip_cost(fx, base, sizes, name)
             bare_ms = s["clip_cost"]["bare_bundled"]["median_ms"]
+            cat_ms = s["clip_cost"]["cat"]["median_ms"]
         else:
+            cat_ms = summary(interleave({"cat": cat_runner(fx.segments[1:5], base / "cat.bin")}, 5)["cat"])["median_ms"]
             plain = base / "bare.txt"
             plain.write_text("".join(f"file '{p}'\n" for p in fx.segments[1:5]))  # 14:30:00 .. 14:30:15
             bare_ms = summary(interleave({"bare": bare_runner(ffmpeg, plain, base / "bare.mp4")}, 5)["bare"])[
@@ -150,7 +152,7 @@ def main(argv: list[str] | None = None) -> int:
             client = Client(broker.port, ["bench/r/#"])  # type: ignore[union-attr]
         if 2 in sections:
             note("2. end-to-end")
-            s["e2e"] = section_e2e(service, client, sizes, bare_ms, name)  # type: ignore[arg-type]
+            s["e2e"] = section_e2e(service, client, sizes, bare_ms, name, cat_ms)  # type: ignore[arg-type]
             s["e2e"]["store_costs"] = store_costs(base)
         if 3 in sections:
             note("3. live")

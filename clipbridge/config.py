@@ -75,9 +75,8 @@ class ClipsConfig(_Section):
     post_seconds: float = Field(default=5.0, ge=0)
     max_duration_seconds: float = Field(default=300.0, gt=0)
     trim: Literal["keyframe", "segments"] = "keyframe"
-    # ffmpeg: always FFmpeg; auto: MP4/fMP4 sources are cut at the box level in-process, anything else with FFmpeg
-    # (opt-in: at a window end on a segment boundary its audio is ~60 ms shorter than FFmpeg's; README).
-    cutter: Literal["auto", "ffmpeg"] = "ffmpeg"
+    # auto: MP4/fMP4 sources are cut at the box level in-process, anything else with FFmpeg; ffmpeg: always FFmpeg.
+    cutter: Literal["auto", "ffmpeg"] = "auto"
     ffmpeg: str = "auto"
     ffmpeg_timeout_seconds: float = Field(default=120.0, gt=0)
     ffmpeg_retries: int = Field(default=3, ge=0)

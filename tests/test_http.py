@@ -27,7 +27,7 @@ TERMINAL = ("done", "partial", "failed")
 
 @pytest.fixture(scope="module")
 def service(tmp_path_factory: pytest.TempPathFactory, footage) -> Iterator[Service]:
-    s = launch(tmp_path_factory.mktemp("http"), footage, clips__cutter="auto")  # the box path, through the service
+    s = launch(tmp_path_factory.mktemp("http"), footage)
     yield s
     s.kill9()
     s.dump_log()

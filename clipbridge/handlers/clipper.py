@@ -104,7 +104,8 @@ class Clipper:
             job.window, footage, trim=self._clips.trim, gap_tolerance=self._recordings.gap_tolerance_seconds
         )
         basename = clip_basename(job.camera_id, job.window.incident, job.clip_id)
-        video_path, measured, ffmpeg_seconds, path, reason = self._render(plan, basename, job.clip_id)
+        tail = self._following(job.camera_id, plan)
+        video_path, measured, ffmpeg_seconds, path, reason = self._render(plan, basename, job.clip_id, tail)
         record = self._record(job, plan, video_path, measured)
         video = StoredFile(video_path.name, job.clip_id, "video", video_path, record.file_size)
         try:
@@ -115,28 +116,42 @@ class Clipper:
         notes = [StoredFile(p.name, job.clip_id, kind, p, p.stat().st_size) for kind, p in written.items()]
         return ClipOutcome(record, (video, *notes), ffmpeg_seconds, path, reason)
 
+    def _following(self, camera_id: str, plan: Plan) -> Path | None:
+        """The segment right after the clip's last one, when the clip runs to that one's end (its leading audio
+        belongs to the clip's last moments); None otherwise."""
+        if not plan.items:
+            return None
+        last = plan.items[-1]
+        info = last.footage.info
+        if info is None or (last.outpoint is not None and last.outpoint < info.duration - 1e-3):
+            return None
+        nxt = self._index.first_at_or_after(camera_id, last.footage.start + timedelta(microseconds=1))
+        if nxt is None or abs((nxt.start - last.footage.end).total_seconds()) > self._recordings.gap_tolerance_seconds:
+            return None
+        return nxt.path
+
     def _render(
-        self, plan: Plan, basename: str, clip_id: str
+        self, plan: Plan, basename: str, clip_id: str, tail: Path | None = None
     ) -> tuple[Path, float, float, Literal["box", "ffmpeg"], str]:
         """Cut at the box level when every source allows it, else with FFmpeg; says which path and why."""
         reason = "config"
         if self._clips.cutter == "auto":
             try:
-                final, measured, seconds = self._render_boxes(plan, basename)
+                final, measured, seconds = self._render_boxes(plan, basename, tail)
                 return final, measured, seconds, "box", "mp4"
             except Unsupported as exc:
                 logger.debug("clip %s goes to FFmpeg: %s", clip_id, exc)
                 reason = exc.reason
         return (*self._render_ffmpeg(plan, basename, clip_id), "ffmpeg", reason)
 
-    def _render_boxes(self, plan: Plan, basename: str) -> tuple[Path, float, float]:
+    def _render_boxes(self, plan: Plan, basename: str, tail: Path | None) -> tuple[Path, float, float]:
         out_dir = self._clips.output_dir
         tmp_video = out_dir / TMP_DIR / f"{basename}.mp4"
         final = out_dir / f"{basename}.mp4"
         started = time.monotonic()
         try:
             (out_dir / TMP_DIR).mkdir(parents=True, exist_ok=True)
-            done = cut([(i.footage.path, i.inpoint, i.outpoint) for i in plan.items], tmp_video)
+            done = cut([(i.footage.path, i.inpoint, i.outpoint) for i in plan.items], tmp_video, tail)
             seconds = time.monotonic() - started
             # The duration comes from the tables just written (what FFmpeg reads back from them; the tests check
             # it): reopening the clip with PyAV would cost a third of the cut.

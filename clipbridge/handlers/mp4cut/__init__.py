@@ -23,8 +23,15 @@ class Cut:
     video_seconds: float  # presented length of the video track, from the tables written
 
 
-def cut(items: Sequence[tuple[Path, float | None, float | None]], output: Path) -> Cut:
-    """(path, inpoint, outpoint) per segment, as the planner gives them for the concat demuxer."""
+def cut(items: Sequence[tuple[Path, float | None, float | None]], output: Path, tail: Path | None = None) -> Cut:
+    """(path, inpoint, outpoint) per segment, as the planner gives them for the concat demuxer; `tail`, the segment
+    that follows the last one (if any), lends the audio stored at its start that belongs before it."""
     sources = [Source(path, read_movie(path), inpoint, outpoint) for path, inpoint, outpoint in items]
-    selection = select(sources)
+    following = None
+    if tail is not None:
+        try:
+            following = Source(tail, read_movie(tail), None, None)
+        except (Unsupported, OSError):
+            following = None  # still being written, or gone: the clip ends with the last segment's own audio
+    selection = select(sources, following)
     return Cut(write_clip(selection, output), selection.video_seconds)

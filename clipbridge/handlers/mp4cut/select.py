@@ -65,8 +65,11 @@ class Selection:
         return sum(self.video.dur) / self.video.template.timescale
 
 
-def select(sources: Sequence[Source]) -> Selection:
-    """Choose the samples of the clip; raises Unsupported when the box path cannot give the FFmpeg path's result."""
+def select(sources: Sequence[Source], tail: Source | None = None) -> Selection:
+    """Choose the samples of the clip; raises Unsupported when the box path cannot give the FFmpeg path's result.
+
+    `tail` is the segment after the last one, if there is one: recorders store the last few tens of milliseconds of a
+    segment's audio at the start of the next file, so a clip ending on a segment boundary takes them from there."""
     first = sources[0].movie
     vstsd = _checked_entry(first.video, VIDEO_ENTRIES)
     astsd = None if first.audio is None else _checked_entry(first.audio, AUDIO_ENTRIES)
@@ -117,10 +120,36 @@ def select(sources: Sequence[Source]) -> Selection:
         pieces.append(Piece(src.path, lo, hi - lo))
         cursor += hi - lo
         decoded += span
+    if audio is not None and tail is not None:
+        cursor += _audio_tail(audio, tail, first, decoded / vts, audio_at, pieces, cursor)
     _finish_video(video)
     if audio is not None:
         audio.edit_length = max(0, sum(audio.dur) - audio.edit_media)
     return Selection(video, audio, tuple(pieces), cursor)
+
+
+def _audio_tail(
+    audio: OutTrack, tail: Source, first: Movie, video_end: float, audio_at: float, pieces: list[Piece], cursor: int
+) -> int:
+    """Append the next segment's leading audio samples that fall before the clip's video end; returns the bytes
+    added. Anything unusual about the next segment (another description, a gap, no audio) leaves the clip as is."""
+    a, v = tail.movie.audio, tail.movie.video
+    if a is None or first.audio is None or v.count == 0:
+        return 0
+    try:
+        _same_description(first.audio, a)
+        _same_description(first.video, v)
+        video_from = (v.dts[0] + v.cts[0] - v.edit) / v.timescale + v.delay
+        k, end, _ = _audio_range(a, video_from, video_end, video_end, audio_at, first=False)
+    except Unsupported:
+        return 0
+    if end <= k:
+        return 0
+    lo = min(a.offset[k:end])
+    hi = max(o + z for o, z in zip(a.offset[k:end], a.size[k:end], strict=True))
+    _extend(audio, a, k, end, _durations(a, k, end), cursor - lo)
+    pieces.append(Piece(tail.path, lo, hi - lo))
+    return hi - lo
 
 
 def _empty() -> tuple[array, array, array, array, array]:
