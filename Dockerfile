@@ -17,7 +17,7 @@ WORKDIR /app
 # The package first (README.md is the package's readme), then the config: editing config.yaml does not reinstall.
 COPY pyproject.toml README.md ./
 COPY clipbridge ./clipbridge
-RUN pip install ".[postgres]" \
+RUN pip install ".[postgres,s3]" \
     && python -c "import imageio_ffmpeg, os, sys; exe = imageio_ffmpeg.get_ffmpeg_exe(); print('ffmpeg:', exe); sys.exit(0 if os.access(exe, os.X_OK) else 1)" \
     && rm -rf /app/clipbridge /app/build /app/*.egg-info
 

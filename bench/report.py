@@ -182,6 +182,8 @@ def report(results: dict[str, Any], base: dict[str, Any] | None = None) -> str:
             )
     if "scaleout" in s:
         lines += _scaleout_rows(s["scaleout"], s.get("intake"))
+    if "storage" in s:
+        lines += _storage_rows(s["storage"], s.get("e2e"))
     lines += ["", *details(s)]
     return "\n".join(lines) + "\n"
 
@@ -269,3 +271,15 @@ def details(s: dict[str, Any]) -> list[str]:
             rows = [(r["function"], r["ms_per_unit"]) for r in prof["inclusive"]]
             out += [*_profile_table(title, "function (all threads, waits included)", "event", rows, ".3f"), ""]
     return out
+
+
+def _storage_rows(st: dict[str, Any], e2e: dict[str, Any] | None) -> list[str]:
+    up, e = st["upload"], st["e2e"]["latency"]
+    local = f"; local disk in this run: p50 {e2e['latency']['median_ms']:.1f} ms" if e2e else ""
+    return [
+        f"| 8 | upload of the seed clip ({st['clip_bytes'] / 1e6:.1f} MB) to {st['server']}: clip storage (upload,"
+        f" HEAD, MD5 check) vs bare boto3 `upload_file` | {_ms(up['clipbridge'])} vs {_ms(up['bare'])}:"
+        f" **{st['upload_ratio']:.2f}x** | {up['bare']['n']:.0f} | | |",
+        f"| 8 | publish -> reply with `storage.backend: s3` (cut, upload, verify, presign) | p50 {e['median_ms']:.1f} ms,"
+        f" p95 {e['p95_ms']:.1f} ms{local} | {e['n']:.0f} | | |",
+    ]

@@ -14,6 +14,8 @@ Run from the repository root: `.venv/bin/python -m bench.run` (`--quick` for sma
 6. Index scale: cold `RecordingsIndex.scan`, `candidates()` lookups and RSS over 100k and 1M empty segment files.
 7. Scale-out on PostgreSQL (our own throwaway cluster): intake on PostgreSQL beside SQLite's, the burst with 1 vs 2
    instances on the same cores, takeover time after `kill -9` of the instance running a job.
+8. Object storage (moto's S3 server): the clip storage's upload of the seed clip vs a bare boto3 upload_file of the
+   same file, and publish -> reply with `storage.backend: s3`.
 
 Each figure is shown beside the first release's (bench/results/baseline-*.json) where that run measured it.
 
@@ -67,6 +69,7 @@ from bench.intake import ceiling_child, section_intake
 from bench.live import section_live
 from bench.report import report
 from bench.scaleout import section_scaleout
+from bench.storage import section_storage
 from clipbridge.handlers.ffmpeg import resolve_ffmpeg
 from tests.harness import Broker, Service
 
@@ -82,7 +85,7 @@ def baseline() -> dict[str, Any] | None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small N, for iterating on the benchmark itself")
-    parser.add_argument("--sections", default="1,2,3,4,5,6,7", help="comma-separated subset of 1-7")
+    parser.add_argument("--sections", default="1,2,3,4,5,6,7,8", help="comma-separated subset of 1-8")
     parser.add_argument("--keep", action="store_true", help="keep the temporary folder (footage, logs)")
     parser.add_argument("--index-child", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--lookups", type=int, default=1000, help=argparse.SUPPRESS)
@@ -141,7 +144,7 @@ def main(argv: list[str] | None = None) -> int:
             bare_ms = summary(interleave({"bare": bare_runner(ffmpeg, plain, base / "bare.mp4")}, 5)["bare"])[
                 "median_ms"
             ]
-        if sections & {2, 3, 4, 5, 7}:
+        if sections & {2, 3, 4, 5, 7, 8}:
             note("starting mosquitto")
             broker = Broker(base / "broker", extra_config=dev_conf_settings())
             broker.start()
@@ -172,6 +175,9 @@ def main(argv: list[str] | None = None) -> int:
         if 7 in sections:
             note("7. scale-out on PostgreSQL")
             s["scaleout"] = section_scaleout(base, broker, fx, sizes, name, bare_ms, results["machine"]["nproc"])  # type: ignore[arg-type]
+        if 8 in sections:
+            note("8. object storage")
+            s["storage"] = section_storage(base, broker, fx, sizes)  # type: ignore[arg-type]
         if 6 in sections:
             note("6. index scale")
             s["index"] = section_index(base, sizes, began + BUDGET_SECONDS)

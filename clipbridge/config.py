@@ -15,7 +15,7 @@ from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, EnvSettingsSource, SettingsConfigDict
 from pydantic_settings.sources.types import EnvNoneType
@@ -203,6 +203,44 @@ class RetentionConfig(_Section):
 WebhookEvent = Literal["done", "partial", "failed", "rejected", "expired"]
 
 
+class S3Config(_Section):
+    bucket: str = Field(default="", pattern=r"^$|^[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9]$")
+    prefix: str = "clips/"  # keys are {prefix}{camera_id}/{YYYY}/{MM}/{DD}/{file}
+    endpoint_url: str | None = Field(default=None, pattern=r"^https?://")  # MinIO, Ceph, R2; empty: AWS
+    # Presigned links name this endpoint instead (signed for its host): when uploads go over an internal name
+    # (http://minio:9000) that the link's users cannot reach.
+    public_endpoint_url: str | None = Field(default=None, pattern=r"^https?://")
+    region: str | None = None
+    addressing_style: Literal["auto", "path", "virtual"] = "auto"
+    # Empty: the standard AWS chain (environment, shared profile, instance role). Never logged.
+    access_key_id: str | None = None
+    secret_access_key: SecretStr | None = None
+    presign_seconds: int = Field(default=604800, ge=1, le=604800)  # SigV4 links live at most 7 days
+    keep_local_copy: bool = False
+    storage_class: str | None = None  # e.g. STANDARD_IA; empty: the bucket's default
+    max_attempts: int = Field(default=10, ge=1, le=50)  # per request, with backoff (5xx, throttling, connection)
+    connect_timeout_seconds: float = Field(default=5.0, gt=0)
+    read_timeout_seconds: float = Field(default=60.0, gt=0)
+    multipart_threshold_mb: int = Field(default=64, ge=5)  # larger files go up in parts of this size
+
+    @model_validator(mode="after")
+    def _both_keys(self) -> S3Config:
+        if (self.access_key_id is None) != (self.secret_access_key is None):
+            raise ValueError("give both access_key_id and secret_access_key, or neither (the AWS chain)")
+        return self
+
+
+class StorageConfig(_Section):
+    backend: Literal["local", "s3"] = "local"
+    s3: S3Config = Field(default_factory=S3Config)
+
+    @model_validator(mode="after")
+    def _bucket_named(self) -> StorageConfig:
+        if self.backend == "s3" and not self.s3.bucket:
+            raise ValueError("storage.backend is s3 but storage.s3.bucket is empty")
+        return self
+
+
 class WebhookConfig(_Section):
     url: str = Field(pattern=r"^https?://", description="where each result is POSTed")
     name: str | None = None  # names its queued deliveries (default: the url); keep it when the url changes
@@ -242,6 +280,7 @@ class Config(BaseSettings):
     instance: InstanceConfig = Field(default_factory=InstanceConfig)
     http: HttpConfig = Field(default_factory=HttpConfig)
     retention: RetentionConfig = Field(default_factory=RetentionConfig)
+    storage: StorageConfig = Field(default_factory=StorageConfig)
     webhooks: list[WebhookConfig] = Field(default_factory=list)
     homeassistant: HomeAssistantConfig = Field(default_factory=HomeAssistantConfig)
     logging: LoggingConfig = Field(default_factory=LoggingConfig)

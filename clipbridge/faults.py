@@ -15,6 +15,7 @@ logger = logging.getLogger(__name__)
 POINTS = (
     "intake_before_commit",  # an incident was received, its job is not committed yet
     "intake_before_ack",  # the job is committed, the PUBACK not sent yet
+    "storage_before_commit",  # the clip is uploaded to the bucket, its job not yet finished in the store
     "outbox_before_publish",  # the job is finished and its reply stored, not yet published
 )
 

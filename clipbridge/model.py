@@ -300,3 +300,4 @@ class StoredFile:
     path: Path
     size: int
     instance_id: str | None = None  # the instance whose disk holds it (None: this one, before scale-out)
+    object_key: str | None = None  # its key in the bucket when storage is S3 (then any instance serves it)

@@ -30,6 +30,7 @@ from clipbridge.handlers.instances import Membership
 from clipbridge.handlers.jobs import JobRunner
 from clipbridge.handlers.replies import HttpLinks
 from clipbridge.handlers.retention import retention_loop
+from clipbridge.handlers.storage import ClipStorage, make_storage
 from clipbridge.handlers.store import Store, make_store
 from clipbridge.handlers.watcher import watch_recordings
 from clipbridge.handlers.webhooks import Webhooks, WebhookSender
@@ -130,12 +131,14 @@ class Service:
         )
         with contextlib.suppress(ClipError):  # the store may be down right now; the heartbeat loop says so
             await membership.beat()
+        storage = make_storage(config)
+        await asyncio.to_thread(_check_storage, storage)
         replies = asyncio.Event()  # set when replies were queued; the outbox publishes them
-        links = HttpLinks(config.public_url)
+        links = HttpLinks(config.public_url, presign=storage.presign)
         webhooks = Webhooks(config.webhooks)
         runner = JobRunner(store=store, clipper=clipper, index=index, clips=config.clips, recordings=config.recordings,
                            instance=config.instance, membership=membership, links=links, metrics=metrics,
-                           replies=replies, webhooks=webhooks)  # fmt: skip
+                           replies=replies, storage=storage, webhooks=webhooks)  # fmt: skip
         mqtt = config.mqtt
         if store.shared:  # each instance has its own broker session (and status topic)
             mqtt = mqtt.model_copy(update={"client_id": f"{mqtt.client_id}-{me}"})
@@ -153,6 +156,7 @@ class Service:
             asyncio.create_task(
                 retention_loop(
                     store,
+                    storage,
                     config.retention,
                     metrics,
                     stop_background,
@@ -185,7 +189,7 @@ class Service:
         server = None
         if sock is not None:
             app = create_app(config=config, store=store, runner=runner, index=index, metrics=metrics, links=links,
-                             ffmpeg=ffmpeg, broker=bridge, membership=membership)  # fmt: skip
+                             ffmpeg=ffmpeg, broker=bridge, membership=membership, storage=storage)  # fmt: skip
             server = _Server(
                 uvicorn.Config(app, log_config=None, access_log=False, timeout_graceful_shutdown=HTTP_GRACE_SECONDS)
             )
@@ -265,3 +269,20 @@ def _listen(host: str, port: int) -> socket.socket:
     sock.listen(128)
     sock.setblocking(False)
     return sock
+
+
+def _check_storage(storage: ClipStorage) -> None:
+    """Say at start where clips go and whether it answers; a bucket that does not is not fatal (it may come back:
+    jobs fail with storage_error meanwhile and /health shows it)."""
+    state = storage.check()
+    if state["ok"]:
+        logger.info("clip storage: %s", ", ".join(f"{k}={v}" for k, v in state.items() if k != "ok"))
+    else:
+        logger.error("clip storage %s does not answer: %s", state["backend"], state.get("error"))
+    abort = getattr(storage, "abort_stale_uploads", None)
+    if state["ok"] and abort is not None:
+        try:
+            if aborted := abort():
+                logger.info("aborted %d multipart upload(s) an interrupted run left open", aborted)
+        except ClipError as exc:
+            logger.warning("could not look for interrupted uploads: %s", exc.message)

@@ -68,7 +68,8 @@ def interpolate(value: str, env: dict[str, str]) -> str:
 
 def test_compose_has_the_services() -> None:
     services = compose()["services"]
-    assert set(services) == {*CORE_SERVICES, "mediamtx", "postgres", "clipbridge-scaled"}
+    assert set(services) == {*CORE_SERVICES, "mediamtx", "postgres", "clipbridge-scaled", "minio", "minio-bucket",
+                             "clipbridge-s3"}  # fmt: skip
     for name in CORE_SERVICES:
         assert "profiles" not in services[name], f"{name} must start with a plain `docker-compose up`"
     assert services["mediamtx"]["profiles"] == ["mediamtx"]
@@ -142,6 +143,23 @@ def test_compose_scaled_replicas_share_postgresql_and_each_has_its_own_url() -> 
     assert services["postgres"]["environment"]["POSTGRES_DB"] == "clipbridge"
 
 
+def test_compose_s3_profile_has_minio_a_bucket_and_a_clipbridge_configured_for_it() -> None:
+    services = compose()["services"]
+    assert services["minio"]["profiles"] == services["minio-bucket"]["profiles"] == ["s3"]
+    assert services["minio-bucket"]["entrypoint"][-1] == "local/clips"
+    s3 = services["clipbridge-s3"]
+    assert s3["depends_on"]["minio-bucket"]["condition"] == "service_completed_successfully"
+    env = {key: interpolate(str(value), {**MQTT_PASSWORDS, "CLIPBRIDGE_S3_SECRET": "minio-Secret-9"})
+           for key, value in s3["environment"].items()}  # fmt: skip
+    config = load_config(ROOT / "config.yaml", env=env)
+    assert (config.storage.backend, config.storage.s3.bucket) == ("s3", "clips")
+    assert config.storage.s3.endpoint_url == "http://minio:9000"
+    assert config.storage.s3.public_endpoint_url == "http://127.0.0.1:9000"
+    assert config.storage.s3.secret_access_key is not None
+    assert config.storage.s3.secret_access_key.get_secret_value() == "minio-Secret-9"
+    assert "minio-Secret-9" not in repr(config)  # secrets are never logged
+
+
 def test_compose_validates_with_docker_compose(tmp_path: Path) -> None:
     exe = shutil.which("docker-compose")
     if exe is None:
@@ -150,7 +168,7 @@ def test_compose_validates_with_docker_compose(tmp_path: Path) -> None:
     empty_env_file.write_text("")
     env = {k: v for k, v in os.environ.items() if k not in MQTT_PASSWORDS}
     base = [exe, "--env-file", str(empty_env_file), "-f", str(COMPOSE)]
-    for extra in ([], ["--profile", "mediamtx"], ["--profile", "scale"]):
+    for extra in ([], ["--profile", "mediamtx"], ["--profile", "scale"], ["--profile", "s3"]):
         ok = subprocess.run(
             [*base, *extra, "config", "-q"],
             cwd=ROOT,

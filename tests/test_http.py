@@ -16,6 +16,7 @@ from hypothesis import HealthCheck, given, settings
 
 from clipbridge.config import RetentionConfig
 from clipbridge.handlers.retention import sweep
+from clipbridge.handlers.storage.local import LocalStorage
 from clipbridge.handlers.store import Admission, SqliteStore
 from clipbridge.model import NewJob, StoredFile, Window
 from tests.conftest import launch
@@ -204,7 +205,8 @@ def test_health_ok_without_mqtt(service):
     assert health.status_code == 200
     body = health.json()
     assert body["status"] == "ok"
-    assert set(body["components"]) == {"store", "output_dir", "ffmpeg", "queue", "outbox", "instances"}
+    assert set(body["components"]) == {"store", "output_dir", "storage", "ffmpeg", "queue", "outbox", "instances"}
+    assert body["components"]["storage"]["backend"] == "local"
 
 
 def test_openapi_documents_examples(service):
@@ -278,7 +280,7 @@ async def retention_scenario(tmp_path: Path) -> None:
     await new(failed_id, "kf")
 
     # Size limit: 606 bytes stored; a limit of 510 removes only the oldest clip (102 bytes).
-    result = await sweep(store, RetentionConfig(max_total_bytes=510), now=start, instance="i1")
+    result = await sweep(store, LocalStorage(tmp_path), RetentionConfig(max_total_bytes=510), now=start, instance="i1")
     assert (result.clips, result.bytes) == (1, 102)
     assert not made[0][0].exists() and not made[0][1].exists()
     assert all(p.exists() for pair in made[1:] for p in pair)
@@ -289,12 +291,14 @@ async def retention_scenario(tmp_path: Path) -> None:
 
     # Nothing is young enough to survive 31 days later; unfinished jobs are never touched.
     later = start + timedelta(days=31)
-    result = await sweep(store, RetentionConfig(max_age_days=30), now=later, instance="i1")
+    result = await sweep(store, LocalStorage(tmp_path), RetentionConfig(max_age_days=30), now=later, instance="i1")
     assert result.clips == 2
     assert not any(p.exists() for pair in made for p in pair)
     failed = await store.get(failed_id)
     assert failed is not None and failed.status == "pending"
-    assert (await sweep(store, RetentionConfig(max_age_days=30), now=later, instance="i1")).clips == 0
+    assert (
+        await sweep(store, LocalStorage(tmp_path), RetentionConfig(max_age_days=30), now=later, instance="i1")
+    ).clips == 0
 
 
 def test_expired_clip_answers_without_a_download(own_service, tmp_path):

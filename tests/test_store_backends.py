@@ -209,6 +209,23 @@ def test_files_record_their_instance_and_retention_sees_only_its_own(backend, tm
     run(backend, scenario)
 
 
+def test_files_in_the_bucket_keep_their_key_and_every_instance_retains_them(backend, tmp_path):
+    async def scenario(store: Store) -> None:
+        await store.admit([Admission(job("s", "s"), None)], [], answer)
+        await store.claim("i1", None, 30)
+        video = StoredFile("s.mp4", "s", "video", tmp_path / "s.mp4", 100, object_key="clips/cam/2025/08/29/s.mp4")
+        await store.finish("s", "i1", status="done", record=None, error=None, files=[video], reply_payload=b"",
+                           completed_at=NOW)  # fmt: skip
+        found = await store.file("s.mp4")
+        assert found is not None and found.object_key == "clips/cam/2025/08/29/s.mp4"
+        assert [f.object_key for f in await store.files_of("s")] == ["clips/cam/2025/08/29/s.mp4"]
+        # A bucket is every instance's: another instance's sweep counts and expires it.
+        assert await store.stored_bytes("i2") == [("s", 100)]
+        assert await store.expirable(created_before=NOW + timedelta(days=1), instance="i2") == ["s"]
+
+    run(backend, scenario)
+
+
 def test_exclusive_admits_one_holder_at_a_time_across_instances(backend):
     async def scenario(store: Store) -> None:
         async with store.exclusive("retention") as first:

@@ -19,11 +19,14 @@ from zoneinfo import ZoneInfo
 
 from clipbridge.config import ClipsConfig, InstanceConfig, RecordingsConfig
 from clipbridge.errors import ClipError, retry_delay
+from clipbridge.faults import pause_point
 from clipbridge.handlers.clipper import ClipOutcome, Clipper
 from clipbridge.handlers.incident import IncidentIn, dedupe_key, incident_window, resolve_camera
 from clipbridge.handlers.index import RecordingsIndex
 from clipbridge.handlers.instances import Membership
 from clipbridge.handlers.replies import Links, result_for, to_bytes
+from clipbridge.handlers.storage.base import ClipStorage
+from clipbridge.handlers.storage.local import LocalStorage
 from clipbridge.handlers.store import Admission, Admitted, Hook, Reply, Store
 from clipbridge.handlers.waiting import FootageWaits, readiness
 from clipbridge.handlers.webhooks import Webhooks
@@ -47,10 +50,12 @@ class JobRunner:
         links: Links,
         metrics: Metrics,
         replies: asyncio.Event,
+        storage: ClipStorage | None = None,
         webhooks: Webhooks | None = None,
     ) -> None:
         self._store = store
         self._clipper = clipper
+        self._storage = storage or LocalStorage(clips.output_dir)
         self._index = index
         self._clips = clips
         self._recordings = recordings
@@ -248,6 +253,7 @@ class JobRunner:
         renewing = asyncio.create_task(self._renew(job.clip_id))
         try:
             outcome = await asyncio.to_thread(self._clipper.make_clip, job)
+            outcome = await self._keep(job, outcome)
         except ClipError as exc:
             await self._failed(job, exc)
         else:
@@ -256,6 +262,17 @@ class JobRunner:
             await self._finish(job, outcome, None)
         finally:
             renewing.cancel()
+
+    async def _keep(self, job: Job, outcome: ClipOutcome) -> ClipOutcome:
+        """Hand the files to the clip storage (S3: uploaded and verified); on failure none of them stays."""
+        try:
+            files = await asyncio.to_thread(self._storage.keep, job, outcome.files)
+        except ClipError:
+            for f in outcome.files:
+                f.path.unlink(missing_ok=True)
+            raise
+        pause_point("storage_before_commit")
+        return dataclasses.replace(outcome, files=files)
 
     async def _failed(self, job: Job, exc: ClipError) -> None:
         if self._stopping and exc.code in ("ffmpeg_failed", "ffmpeg_timeout"):
@@ -310,8 +327,7 @@ class JobRunner:
                 attempt += 1
         if not kept:
             logger.warning("job %s was finished by another instance; discarding this cut", job.clip_id)
-            for f in files:
-                f.path.unlink(missing_ok=True)
+            await asyncio.to_thread(self._storage.discard, files)
             return
         self._metrics.clip_requests.labels(camera=job.camera_id, status=status).inc()
         if error is not None:

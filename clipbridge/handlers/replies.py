@@ -6,7 +6,7 @@ decided by `Routing`, once.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Protocol
@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict
 
 from clipbridge.bridge.topic import Topic
 from clipbridge.errors import ClipError
+from clipbridge.handlers.storage.base import Presigned
 from clipbridge.model import ClipRecord, Job, ReplyStatus, ReplyTarget, StoredFile, iso, utcnow
 
 
@@ -109,6 +110,9 @@ class ClipResult(BaseModel):
     end_time: str | None = None
     duration_seconds: float | None = None
     download_url: str | None = None
+    # With storage.backend s3: a direct link to the object, for subscribers that never talk to the side-app.
+    presigned_url: str | None = None
+    presigned_expires_at: str | None = None
     video_file: str | None = None
     file_size: int | None = None
     annotations: dict[str, str] = {}
@@ -123,23 +127,33 @@ class ClipResult(BaseModel):
 
 
 class Links(Protocol):
-    """Where a stored file can be fetched: the side-app's URL (HTTP) or the file itself (`clipbridge clip`)."""
+    """Where a stored file can be fetched: the side-app's URL (HTTP) or the file itself (`clipbridge clip`), and a
+    direct expiring link when the file is in a bucket."""
 
     def url(self, file: StoredFile) -> str: ...
+
+    def direct(self, file: StoredFile) -> Presigned | None: ...
 
 
 @dataclass(frozen=True)
 class HttpLinks:
     base_url: str
+    presign: Callable[[StoredFile], Presigned | None] | None = None  # the clip storage's, when it has links
 
     def url(self, file: StoredFile) -> str:
         folder = "videos" if file.kind == "video" else "annotations"
         return f"{self.base_url.rstrip('/')}/{folder}/{file.name}"
 
+    def direct(self, file: StoredFile) -> Presigned | None:
+        return self.presign(file) if self.presign is not None else None
+
 
 class FileLinks:
     def url(self, file: StoredFile) -> str:
         return Path(file.path).resolve().as_uri()
+
+    def direct(self, file: StoredFile) -> Presigned | None:
+        return None
 
 
 def result_for(job: Job, files: Sequence[StoredFile], links: Links) -> ClipResult:
@@ -147,6 +161,7 @@ def result_for(job: Job, files: Sequence[StoredFile], links: Links) -> ClipResul
     r = job.record
     expired = job.status == "expired"
     video = None if expired else next((f for f in files if f.kind == "video"), None)
+    direct = links.direct(video) if video else None
     return ClipResult(
         clip_id=job.clip_id,
         event_id=job.event_id,
@@ -161,6 +176,8 @@ def result_for(job: Job, files: Sequence[StoredFile], links: Links) -> ClipResul
         end_time=iso(r.actual_end) if r else None,
         duration_seconds=r.duration_seconds if r else None,
         download_url=links.url(video) if video else None,
+        presigned_url=direct.url if direct else None,
+        presigned_expires_at=iso(direct.expires_at) if direct else None,
         video_file=r.video_file if r else None,
         file_size=r.file_size if r else None,
         annotations={} if expired else {f.kind: links.url(f) for f in files if f.kind != "video"},
@@ -202,7 +219,9 @@ def annotation(job: Job, record: ClipRecord) -> dict[str, Any]:
     """The JSON annotation: the reply's fields without links, plus the seed's names (`incident_time`,
     `source_clips` with file paths and trim points, `source`), so files written by older versions still compare."""
     done = replace(job, status=record.status, record=record, completed_at=record.completed_at)
-    fields = result_for(done, [], FileLinks()).model_dump(exclude={"download_url", "annotations", "error"})
+    fields = result_for(done, [], FileLinks()).model_dump(
+        exclude={"download_url", "presigned_url", "presigned_expires_at", "annotations", "error"}
+    )
     stored = record.to_json()
     return {
         **fields,

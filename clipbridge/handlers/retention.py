@@ -1,7 +1,8 @@
 """Retention: delete the oldest clips past an age or a total size, keep their jobs as `expired`.
 
-With several instances each deletes only the files on its own disk (the limits are per instance), and one sweep
-runs at a time (the store's `exclusive` lock).
+With several instances each deletes only the files on its own disk (the limits are per instance) plus the clips in
+a shared bucket, and one sweep runs at a time (the store's `exclusive` lock). Files go through the clip storage
+(`storage.delete`: unlink, or S3's batch delete) before their jobs become `expired`.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from datetime import UTC, datetime, timedelta
 
 from clipbridge.config import RetentionConfig
 from clipbridge.errors import ClipError
+from clipbridge.handlers.storage.base import ClipStorage
 from clipbridge.handlers.store import Hook, Store
 from clipbridge.metrics import Metrics
 
@@ -32,7 +34,13 @@ ExpiryHooks = Callable[[str], Awaitable[Sequence[Hook]]]
 
 
 async def sweep(
-    store: Store, config: RetentionConfig, *, now: datetime, instance: str, expiry_hooks: ExpiryHooks | None = None
+    store: Store,
+    storage: ClipStorage,
+    config: RetentionConfig,
+    *,
+    now: datetime,
+    instance: str,
+    expiry_hooks: ExpiryHooks | None = None,
 ) -> SweepResult:
     """One pass: clips older than max_age_days, then the oldest ones while the total exceeds max_total_bytes."""
     doomed = await store.expirable(created_before=now - timedelta(days=config.max_age_days), instance=instance)
@@ -47,17 +55,9 @@ async def sweep(
             if clip_id not in already:
                 doomed.append(clip_id)
                 total -= size
-    removed_bytes = 0
+    files = [f for clip_id in doomed for f in await store.files_of(clip_id)]
+    removed_bytes = await asyncio.to_thread(storage.delete, files)  # raises ClipError: nothing expires this pass
     for clip_id in doomed:
-        for f in await store.files_of(clip_id):
-            try:
-                size = f.path.stat().st_size
-                f.path.unlink()
-                removed_bytes += size
-            except FileNotFoundError:
-                pass
-            except OSError as exc:
-                logger.warning("retention could not delete %s: %s", f.path, exc)
         await store.expire(clip_id, await expiry_hooks(clip_id) if expiry_hooks else ())
     if doomed:
         logger.info("retention removed %d clip(s), %d bytes", len(doomed), removed_bytes)
@@ -66,6 +66,7 @@ async def sweep(
 
 async def retention_loop(
     store: Store,
+    storage: ClipStorage,
     config: RetentionConfig,
     metrics: Metrics,
     stop: asyncio.Event,
@@ -78,7 +79,7 @@ async def retention_loop(
             async with store.exclusive("retention") as mine:
                 if mine:
                     now = datetime.now(UTC)
-                    result = await sweep(store, config, now=now, instance=instance, expiry_hooks=expiry_hooks)
+                    result = await sweep(store, storage, config, now=now, instance=instance, expiry_hooks=expiry_hooks)
                     metrics.retention_clips.inc(result.clips)
                     metrics.retention_bytes.inc(result.bytes)
                     await store.prune_rejections(now - REJECTIONS_KEPT)

@@ -20,6 +20,8 @@ from clipbridge.handlers.index import RecordingsIndex
 from clipbridge.handlers.instances import Membership
 from clipbridge.handlers.jobs import JobRunner
 from clipbridge.handlers.replies import Links
+from clipbridge.handlers.storage.base import ClipStorage
+from clipbridge.handlers.storage.local import LocalStorage
 from clipbridge.handlers.store import Store
 from clipbridge.http import clips, files, status
 from clipbridge.http.deps import BrokerState, Parts
@@ -49,8 +51,10 @@ def create_app(
     ffmpeg: str,
     broker: BrokerState | None,
     membership: Membership,
+    storage: ClipStorage | None = None,
 ) -> FastAPI:
-    parts = Parts(config, store, runner, index, metrics, links, ffmpeg, broker, membership)
+    storage = storage or LocalStorage(config.clips.output_dir)
+    parts = Parts(config, store, runner, index, metrics, links, ffmpeg, broker, membership, storage)
     token = config.http.api_token
 
     async def require_token(request: Request) -> None:

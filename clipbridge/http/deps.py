@@ -12,6 +12,7 @@ from clipbridge.handlers.index import RecordingsIndex
 from clipbridge.handlers.instances import Membership
 from clipbridge.handlers.jobs import JobRunner
 from clipbridge.handlers.replies import Links
+from clipbridge.handlers.storage.base import ClipStorage
 from clipbridge.handlers.store import Store
 from clipbridge.metrics import Metrics
 
@@ -32,6 +33,7 @@ class Parts:
     ffmpeg: str
     broker: BrokerState | None  # None when MQTT is disabled
     membership: Membership
+    storage: ClipStorage
 
 
 def _parts(request: Request) -> Parts:

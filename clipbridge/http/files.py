@@ -68,7 +68,15 @@ async def _lookup(parts: Parts, name: str, kinds: tuple[FileKind, ...]) -> Store
 
 
 def _serve(parts: Parts, f: StoredFile, path: str) -> Response:
-    """This instance's file from its disk; another instance's by a redirect to that instance."""
+    """A file in the bucket by a redirect to a freshly presigned link; this instance's file from its disk; another
+    instance's by a redirect to that instance."""
+    if f.object_key is not None:
+        direct = parts.storage.presign(f)
+        if direct is None:
+            raise ClipError(
+                "storage_error", f"{f.name!r} is in object storage, which this instance is not configured for"
+            )
+        return RedirectResponse(direct.url, status_code=307)
     if f.instance_id is not None and f.instance_id != parts.membership.id:
         holder = parts.membership.url_of(f.instance_id)
         if holder is None:

@@ -48,6 +48,7 @@ async def health(parts: PartsDep) -> JSONResponse:
     except ClipError as exc:
         components["store"] = {"ok": False, "detail": f"{store.describe()}: {exc.message}"}
     components["output_dir"] = _writable(config.clips.output_dir)
+    components["storage"] = await asyncio.to_thread(parts.storage.check)  # S3: HEAD bucket
     components["ffmpeg"] = {"ok": os.access(parts.ffmpeg, os.X_OK), "detail": parts.ffmpeg}
     components["instances"] = {
         "ok": True,

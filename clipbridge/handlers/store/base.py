@@ -189,10 +189,11 @@ class Store(Protocol):
 
     # -- retention ------------------------------------------------------------------------------------------------
     async def expirable(self, *, created_before: datetime, instance: str) -> list[str]:
-        """Finished clips whose files this instance holds, created before the cutoff, oldest first."""
+        """Finished clips whose files this instance holds (on its disk, or in the shared bucket), created before the
+        cutoff, oldest first."""
 
     async def stored_bytes(self, instance: str) -> list[tuple[str, int]]:
-        """(clip_id, bytes of its files) for every clip whose files this instance holds, oldest first."""
+        """(clip_id, bytes of its files) for every clip whose files this instance holds (as expirable), oldest first."""
 
     async def expire(self, clip_id: str, hooks: Sequence[Hook] = ()) -> None: ...
     async def prune_rejections(self, older_than: datetime) -> int: ...

@@ -314,10 +314,11 @@ class PostgresStore(PostgresHooks):
                 return False
             for f in files:
                 await conn.execute(
-                    "INSERT INTO files (name, clip_id, kind, path, size, instance_id) VALUES (%s, %s, %s, %s, %s, %s)"
-                    " ON CONFLICT (name) DO UPDATE SET clip_id = excluded.clip_id, kind = excluded.kind,"
-                    " path = excluded.path, size = excluded.size, instance_id = excluded.instance_id",
-                    (f.name, f.clip_id, f.kind, str(f.path), f.size, instance),
+                    "INSERT INTO files (name, clip_id, kind, path, size, instance_id, object_key)"
+                    " VALUES (%s, %s, %s, %s, %s, %s, %s) ON CONFLICT (name) DO UPDATE SET clip_id = excluded.clip_id,"
+                    " kind = excluded.kind, path = excluded.path, size = excluded.size,"
+                    " instance_id = excluded.instance_id, object_key = excluded.object_key",
+                    (f.name, f.clip_id, f.kind, str(f.path), f.size, instance, f.object_key),
                 )
             await conn.execute(
                 "INSERT INTO outbox (clip_id, topic, payload, correlation) SELECT clip_id, topic, %s, correlation"
@@ -444,7 +445,8 @@ class PostgresStore(PostgresHooks):
     async def expirable(self, *, created_before: datetime, instance: str) -> list[str]:
         rows = await self._rows(
             f"SELECT j.clip_id FROM jobs j WHERE j.status {_in(WITH_FILES)} AND j.created_at < %s AND EXISTS"
-            " (SELECT 1 FROM files f WHERE f.clip_id = j.clip_id AND f.instance_id = %s) ORDER BY j.created_at",
+            " (SELECT 1 FROM files f WHERE f.clip_id = j.clip_id AND (f.instance_id = %s OR f.object_key IS NOT NULL))"
+            " ORDER BY j.created_at",
             (created_before, instance),
         )
         return [r["clip_id"] for r in rows]
@@ -452,7 +454,7 @@ class PostgresStore(PostgresHooks):
     async def stored_bytes(self, instance: str) -> list[tuple[str, int]]:
         rows = await self._rows(
             "SELECT f.clip_id, SUM(f.size) AS bytes FROM files f JOIN jobs j ON j.clip_id = f.clip_id"
-            " WHERE f.instance_id = %s GROUP BY f.clip_id ORDER BY MIN(j.created_at)",
+            " WHERE f.instance_id = %s OR f.object_key IS NOT NULL GROUP BY f.clip_id ORDER BY MIN(j.created_at)",
             (instance,),
         )
         return [(r["clip_id"], int(r["bytes"])) for r in rows]
@@ -551,7 +553,9 @@ async def _insert_outbox(cur: psycopg.AsyncCursor[dict[str, Any]], replies: Sequ
 
 
 def _file(r: dict[str, Any]) -> StoredFile:
-    return StoredFile(r["name"], r["clip_id"], r["kind"], Path(r["path"]), int(r["size"]), r["instance_id"])
+    return StoredFile(
+        r["name"], r["clip_id"], r["kind"], Path(r["path"]), int(r["size"]), r["instance_id"], r["object_key"]
+    )
 
 
 def _short(exc: BaseException) -> str:

@@ -93,4 +93,8 @@ CREATE TABLE webhook_outbox (
 );
 CREATE INDEX webhook_outbox_due ON webhook_outbox (due_at) WHERE finished_at IS NULL;
 """,
+    # 3: clips kept in object storage: the file's key in the bucket.
+    """
+ALTER TABLE files ADD COLUMN object_key text;
+""",
 )

@@ -209,9 +209,9 @@ class SqliteStore(SqliteHooks):
                 return False
             for f in files:
                 db.execute(
-                    "INSERT OR REPLACE INTO files (name, clip_id, kind, path, size, instance_id)"
-                    " VALUES (?, ?, ?, ?, ?, ?)",
-                    (f.name, f.clip_id, f.kind, str(f.path), f.size, instance),
+                    "INSERT OR REPLACE INTO files (name, clip_id, kind, path, size, instance_id, object_key)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    (f.name, f.clip_id, f.kind, str(f.path), f.size, instance, f.object_key),
                 )
             targets = db.execute("SELECT topic, correlation FROM reply_targets WHERE clip_id = ?", (clip_id,))
             for topic, correlation in targets.fetchall():
@@ -307,7 +307,7 @@ class SqliteStore(SqliteHooks):
 
     async def file(self, name: str) -> StoredFile | None:
         row = self.db.execute(
-            "SELECT name, clip_id, kind, path, size, instance_id FROM files WHERE name = ?", (name,)
+            "SELECT name, clip_id, kind, path, size, instance_id, object_key FROM files WHERE name = ?", (name,)
         ).fetchone()
         return _file(row) if row else None
 
@@ -317,7 +317,7 @@ class SqliteStore(SqliteHooks):
     @staticmethod
     def _files(db: sqlite3.Connection, clip_id: str) -> list[StoredFile]:
         rows = db.execute(
-            "SELECT name, clip_id, kind, path, size, instance_id FROM files WHERE clip_id = ?", (clip_id,)
+            "SELECT name, clip_id, kind, path, size, instance_id, object_key FROM files WHERE clip_id = ?", (clip_id,)
         )
         return [_file(r) for r in rows.fetchall()]
 
@@ -441,5 +441,5 @@ def _insert_outbox(db: sqlite3.Connection, reply: Reply) -> None:
 
 
 def _file(row: sqlite3.Row | tuple[object, ...]) -> StoredFile:
-    name, clip_id, kind, path, size, instance_id = tuple(row)
-    return StoredFile(str(name), str(clip_id), kind, Path(str(path)), int(size), instance_id)
+    name, clip_id, kind, path, size, instance_id, object_key = tuple(row)
+    return StoredFile(str(name), str(clip_id), kind, Path(str(path)), int(size), instance_id, object_key)

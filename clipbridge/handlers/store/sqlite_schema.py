@@ -101,4 +101,8 @@ CREATE TABLE IF NOT EXISTS webhook_outbox (
 );
 CREATE INDEX IF NOT EXISTS webhook_outbox_due ON webhook_outbox(due_at) WHERE finished_at IS NULL;
 """,
+    # 5: clips kept in object storage: the file's key in the bucket.
+    """
+ALTER TABLE files ADD COLUMN object_key TEXT;
+""",
 )
