@@ -13,6 +13,7 @@ import contextlib
 import hashlib
 import logging
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -52,6 +53,7 @@ class S3Storage:
             if config.public_endpoint_url
             else self._client
         )
+        self._hasher = ThreadPoolExecutor(max_workers=2, thread_name_prefix="s3-etag")
         part = config.multipart_threshold_mb * MB
         self._transfer = TransferConfig(multipart_threshold=part, multipart_chunksize=part)
 
@@ -77,23 +79,24 @@ class S3Storage:
             }
             if self._config.storage_class:
                 extra["StorageClass"] = self._config.storage_class
+            # The file's ETag is computed while it goes up (hashlib releases the GIL): the check costs no extra time.
+            expected = self._hasher.submit(_etag, f, self._config.multipart_threshold_mb * MB)
             with _s3_errors(f"upload {f.name} to s3://{self._config.bucket}/{key}"):
                 self._client.upload_file(str(f.path), self._config.bucket, key, ExtraArgs=extra, Config=self._transfer)
-                self._verify(f, key)
+                self._verify(f, key, expected.result())
             kept.append(replace(f, object_key=key))
         if not self._config.keep_local_copy:
             for f in files:
                 f.path.unlink(missing_ok=True)
         return tuple(kept)
 
-    def _verify(self, f: StoredFile, key: str) -> None:
+    def _verify(self, f: StoredFile, key: str, expected: str) -> None:
         """The object is the file: same size, and the ETag S3 computes for a file uploaded in these parts."""
         head = self._client.head_object(Bucket=self._config.bucket, Key=key)
         if head["ContentLength"] != f.size:
             raise ClipError("storage_error", f"s3://{self._config.bucket}/{key} holds {head['ContentLength']} bytes, "
                             f"{f.name} has {f.size}: the upload did not complete")  # fmt: skip
         etag = str(head.get("ETag", "")).strip('"')
-        expected = _etag(f, self._config.multipart_threshold_mb * MB)
         if etag and not _encrypted(head) and etag != expected:
             raise ClipError("storage_error", f"s3://{self._config.bucket}/{key}: ETag {etag} is not the file's "
                             f"{expected}: the object differs from the clip")  # fmt: skip
