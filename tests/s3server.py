@@ -2,12 +2,16 @@
 
 No S3 server is packaged for Debian or PyPI except emulators; moto's server speaks the S3 REST protocol (SigV4,
 multipart, presigned GETs with Range) and the service talks to it with the same boto3 code as to AWS or MinIO.
-What moto does not do, and the tests therefore cannot show against it: it does not check the signature or the
-expiry of presigned URLs (with its IAM checks on, presigned GETs fail outright), so a tampered link is not refused.
-With `auth=True` it checks request signatures and access keys (wrong credentials -> 403), as S3 does.
+What moto does not do: check the signature or the expiry of presigned URLs (with its IAM checks on, presigned GETs
+fail outright); `PresignGate` below adds that check. With `auth=True` it checks request signatures and access keys
+(wrong credentials -> 403), as S3 does.
 
 `FlakyLink` is a TCP proxy in front of it: the endpoint going away mid-upload, and coming back, for real
 connections (moto itself cannot be restarted without losing its buckets).
+
+`PresignGate` is the check moto leaves out: an HTTP front door that verifies a presigned GET as S3 does (SigV4 query
+signature recomputed with botocore's own signer and the bucket owner's secret, expiry from X-Amz-Date +
+X-Amz-Expires) and answers 403 with S3's error codes, else forwards the request (Range included) to moto.
 """
 
 from __future__ import annotations
@@ -20,11 +24,18 @@ import subprocess
 import sys
 import threading
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qsl, quote, urlencode, urlsplit
 
 import boto3
+import httpx
+from botocore.auth import S3SigV4QueryAuth
+from botocore.awsrequest import AWSRequest
 from botocore.config import Config as BotoConfig
+from botocore.credentials import Credentials
 
 from tests.harness import free_port, poll
 
@@ -174,6 +185,73 @@ class FlakyLink:
         self._listener.close()
         with self._lock:
             self._go_down()
+
+
+def presign_refusal(url: str, secret: str, now: datetime) -> tuple[str, str] | None:
+    """(S3 error code, message) for a presigned GET S3 would refuse, None for one it accepts."""
+    parts = urlsplit(url)
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    given = dict(query)
+    try:
+        access_key, _, region, service, _ = given["X-Amz-Credential"].split("/")
+        signed_at = datetime.strptime(given["X-Amz-Date"], "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC)
+        expires = int(given["X-Amz-Expires"])
+        signature = given["X-Amz-Signature"]
+    except (KeyError, ValueError):
+        return "AccessDenied", "Query-string authentication requires the X-Amz-* parameters"
+    if now > signed_at + timedelta(seconds=expires):
+        return "AccessDenied", "Request has expired"
+    unsigned = parts._replace(query=urlencode([(k, v) for k, v in query if k != "X-Amz-Signature"], quote_via=quote))
+    auth = S3SigV4QueryAuth(Credentials(access_key, secret), service, region, expires=expires)
+    request = AWSRequest(method="GET", url=unsigned.geturl(), headers={"Host": parts.netloc})
+    request.context["timestamp"] = given["X-Amz-Date"]
+    expected = auth.signature(auth.string_to_sign(request, auth.canonical_request(request)), request)
+    if expected != signature:
+        return "SignatureDoesNotMatch", "The request signature we calculated does not match the signature you provided"
+    return None
+
+
+class PresignGate:
+    """Presigned GETs checked as S3 checks them, then served by moto (see the module docstring)."""
+
+    FORWARDED = ("content-type", "content-length", "content-range", "accept-ranges", "etag", "last-modified")
+
+    def __init__(self, server: S3Server) -> None:
+        gate = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                url = f"http://{self.headers['Host']}{self.path}"
+                refused = presign_refusal(url, server.secret_key, datetime.now(UTC))
+                if refused is not None:
+                    gate.refused.append(refused[0])
+                    body = f"<Error><Code>{refused[0]}</Code><Message>{refused[1]}</Message></Error>".encode()
+                    self.send_response(403)
+                    self.send_header("Content-Type", "application/xml")
+                    self.send_header("Content-Length", str(len(body)))
+                    self.end_headers()
+                    self.wfile.write(body)
+                    return
+                wanted = {"Range": self.headers["Range"]} if self.headers.get("Range") else {}
+                answer = httpx.get(server.url + self.path, headers=wanted, timeout=30)
+                self.send_response(answer.status_code)
+                for name in PresignGate.FORWARDED:
+                    if name in answer.headers:
+                        self.send_header(name, answer.headers[name])
+                self.end_headers()
+                self.wfile.write(answer.content)
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        self.refused: list[str] = []
+        self._http = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self._http.server_address[1]}"
+        threading.Thread(target=self._http.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self._http.shutdown()
+        self._http.server_close()
 
 
 @contextlib.contextmanager

@@ -19,7 +19,7 @@ from clipbridge.handlers.storage.s3 import S3Storage
 from clipbridge.handlers.store import Admission, SqliteStore
 from clipbridge.model import Job, NewJob, StoredFile, Window
 from tests.harness import TestClient, poll
-from tests.s3server import FlakyLink, S3Server, s3_server
+from tests.s3server import FlakyLink, PresignGate, S3Server, presign_refusal, s3_server
 from tests.test_reliability import SEED_EVENT, clip_files, replies_until_sentinel
 
 INCIDENT = datetime(2025, 8, 29, 14, 30, 15, tzinfo=UTC)
@@ -90,6 +90,52 @@ def test_presigned_link_downloads_the_object_byte_for_byte_and_serves_ranges(s3,
     part = httpx.get(link.url, headers={"Range": "bytes=1000-1999"}, timeout=10)
     assert part.status_code == 206 and part.content == body[1000:2000]
     assert storage.presign(StoredFile("x.mp4", "c", "video", tmp_path / "x.mp4", 1)) is None  # not in the bucket
+
+
+def test_presigned_links_are_refused_when_tampered_foreign_or_expired(s3, tmp_path):
+    """Through PresignGate, which checks the links as S3 does (moto does not): uploads go to moto, links are signed
+    for the gate's host (storage.s3.public_endpoint_url)."""
+    gate = PresignGate(s3)
+    try:
+        storage = storage_for(s3, public_endpoint_url=gate.url, presign_seconds=3600)
+        one = storage.keep(job("p1"), files_on_disk(tmp_path, "p1", b"first clip " * 1000))[0]
+        two = storage.keep(job("p2"), files_on_disk(tmp_path, "p2", b"second clip " * 1000))[0]
+        link, other = storage.presign(one), storage.presign(two)
+        assert link is not None and other is not None and link.url.startswith(gate.url + "/clips/clips/camera1/")
+        assert httpx.get(link.url, timeout=10).content == b"first clip " * 1000
+        assert httpx.get(link.url, headers={"Range": "bytes=0-4"}, timeout=10).content == b"first"
+
+        tampered = link.url.replace("X-Amz-Expires=3600", "X-Amz-Expires=604800")
+        foreign = link.url.split("?")[0] + "?" + other.url.split("?")[1]  # p2's signature on p1's key
+        for bad in (tampered, foreign):
+            answer = httpx.get(bad, timeout=10)
+            assert answer.status_code == 403 and b"SignatureDoesNotMatch" in answer.content
+
+        short = storage_for(s3, public_endpoint_url=gate.url, presign_seconds=1).presign(one)
+        assert short is not None
+        expired = poll(lambda: (r := httpx.get(short.url, timeout=10)).status_code == 403 and r, timeout=30)
+        assert b"Request has expired" in expired.content
+    finally:
+        gate.close()
+
+
+@pytest.mark.parametrize(
+    ("change", "refusal"),
+    [
+        (lambda u: u, None),
+        (lambda u: u.replace("X-Amz-Signature=", "X-Amz-Signature=0"), "SignatureDoesNotMatch"),
+        (lambda u: u.replace("/x.mp4", "/y.mp4"), "SignatureDoesNotMatch"),
+        (lambda u: u.replace("X-Amz-Expires=60", "X-Amz-Expires=61"), "SignatureDoesNotMatch"),
+        (lambda u: u.split("&X-Amz-Signature")[0], "AccessDenied"),
+    ],
+)
+def test_the_gate_refuses_what_s3_refuses(s3, change, refusal):
+    url = s3.client().generate_presigned_url("get_object", Params={"Bucket": "clips", "Key": "a b/x.mp4"}, ExpiresIn=60)
+    now = datetime.now(UTC)
+    found = presign_refusal(change(url), s3.secret_key, now)
+    assert (found[0] if found else None) == refusal
+    assert presign_refusal(url, "another-secret", now) is not None
+    assert presign_refusal(url, s3.secret_key, now + timedelta(seconds=61)) == ("AccessDenied", "Request has expired")
 
 
 def test_missing_bucket_is_a_storage_error_naming_it_and_health_says_so(s3, tmp_path):
