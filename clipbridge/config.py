@@ -192,6 +192,10 @@ class HttpConfig(_Section):
     port: int = Field(default=8080, ge=0, le=65535)
     public_base_url: str = "http://127.0.0.1:8080"
     api_token: str | None = None
+    # Signs the links the service hands out (they open without the token); empty: one generated and kept in the
+    # store, shared by every instance on it.
+    signing_key: SecretStr | None = None
+    link_ttl_seconds: int = Field(default=604800, ge=60)
 
 
 class RetentionConfig(_Section):

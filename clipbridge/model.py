@@ -41,6 +41,8 @@ ErrorCode = Literal[
     # REST only
     "not_found",
     "unauthorized",
+    "link_invalid",
+    "link_expired",
     # `clipbridge publish` only
     "mqtt_unavailable",
     "timeout",

@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import secrets
 import signal
 import socket
 from collections.abc import Generator
@@ -134,7 +135,9 @@ class Service:
         storage = make_storage(config)
         await asyncio.to_thread(_check_storage, storage)
         replies = asyncio.Event()  # set when replies were queued; the outbox publishes them
-        links = HttpLinks(config.public_url, presign=storage.presign)
+        signing_key = await _signing_key(config, store)
+        links = HttpLinks(config.public_url, presign=storage.presign, signing_key=signing_key,
+                          ttl_seconds=config.http.link_ttl_seconds)  # fmt: skip
         webhooks = Webhooks(config.webhooks)
         runner = JobRunner(store=store, clipper=clipper, index=index, clips=config.clips, recordings=config.recordings,
                            instance=config.instance, membership=membership, links=links, metrics=metrics,
@@ -189,7 +192,8 @@ class Service:
         server = None
         if sock is not None:
             app = create_app(config=config, store=store, runner=runner, index=index, metrics=metrics, links=links,
-                             ffmpeg=ffmpeg, broker=bridge, membership=membership, storage=storage)  # fmt: skip
+                             ffmpeg=ffmpeg, broker=bridge, membership=membership, storage=storage,
+                             signing_key=signing_key)  # fmt: skip
             server = _Server(
                 uvicorn.Config(app, log_config=None, access_log=False, timeout_graceful_shutdown=HTTP_GRACE_SECONDS)
             )
@@ -286,3 +290,10 @@ def _check_storage(storage: ClipStorage) -> None:
                 logger.info("aborted %d multipart upload(s) an interrupted run left open", aborted)
         except ClipError as exc:
             logger.warning("could not look for interrupted uploads: %s", exc.message)
+
+
+async def _signing_key(config: Config, store: Store) -> bytes:
+    """`http.signing_key`, else the one kept in the store (made by the first instance that needed it)."""
+    if config.http.signing_key is not None:
+        return config.http.signing_key.get_secret_value().encode()
+    return bytes.fromhex(await store.secret("link_signing_key", secrets.token_hex(32)))

@@ -53,7 +53,12 @@ def test_three_instances_make_one_job_one_cut_and_one_answer_per_event(cluster, 
         assert all(r.status_code == 307 and r.headers["location"] == holders[0] + path
                    for url, r in got.items() if url != holders[0])  # fmt: skip
         # The reply came from the instance that cut the clip: its link needs no redirect.
-        assert answers[f"{prefix}/r/a/7"][0]["download_url"] == holders[0] + path
+        link = answers[f"{prefix}/r/a/7"][0]["download_url"]
+        assert link.split("?")[0] == holders[0] + path
+        # Signed by the key the instances share in the store: another instance redirects it with its signature.
+        other = next(s.base_url for s in services if s.base_url != holders[0])
+        moved = http.get(other + path + "?" + link.split("?")[1])
+        assert moved.status_code == 307 and moved.headers["location"] == link
     counts = cut_counts(runs)
     assert set(counts) == set(clip_ids.values()) and max(counts.values()) == 1, "no event was cut twice"
     assert len(cluster.clip_files()) == 300

@@ -6,6 +6,7 @@ decided by `Routing`, once.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -15,8 +16,9 @@ from pydantic import BaseModel, ConfigDict
 
 from clipbridge.bridge.topic import Topic
 from clipbridge.errors import ClipError
+from clipbridge.handlers.signing import signed_query
 from clipbridge.handlers.storage.base import Presigned
-from clipbridge.model import ClipRecord, Job, ReplyStatus, ReplyTarget, StoredFile, iso, utcnow
+from clipbridge.model import ClipRecord, FileKind, Job, ReplyStatus, ReplyTarget, StoredFile, iso, utcnow
 
 
 class ErrorOut(BaseModel):
@@ -126,6 +128,9 @@ class ClipResult(BaseModel):
     completed_at: str | None = None
 
 
+FOLDERS: dict[FileKind, str] = {"video": "videos", "json": "annotations", "yaml": "annotations", "txt": "annotations"}
+
+
 class Links(Protocol):
     """Where a stored file can be fetched: the side-app's URL (HTTP) or the file itself (`clipbridge clip`), and a
     direct expiring link when the file is in a bucket."""
@@ -139,10 +144,15 @@ class Links(Protocol):
 class HttpLinks:
     base_url: str
     presign: Callable[[StoredFile], Presigned | None] | None = None  # the clip storage's, when it has links
+    signing_key: bytes | None = None  # links carry ?exp=&sig= and open without the bearer token
+    ttl_seconds: int = 604800
 
     def url(self, file: StoredFile) -> str:
-        folder = "videos" if file.kind == "video" else "annotations"
-        return f"{self.base_url.rstrip('/')}/{folder}/{file.name}"
+        path = f"/{FOLDERS[file.kind]}/{file.name}"
+        if self.signing_key is None:
+            return self.base_url.rstrip("/") + path
+        query = signed_query(path, now=time.time(), ttl=self.ttl_seconds, key=self.signing_key)
+        return f"{self.base_url.rstrip('/')}{path}?{query}"
 
     def direct(self, file: StoredFile) -> Presigned | None:
         return self.presign(file) if self.presign is not None else None

@@ -8,6 +8,7 @@ error codes are the same as in MQTT replies.
 from __future__ import annotations
 
 import secrets
+import time
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -20,6 +21,7 @@ from clipbridge.handlers.index import RecordingsIndex
 from clipbridge.handlers.instances import Membership
 from clipbridge.handlers.jobs import JobRunner
 from clipbridge.handlers.replies import Links
+from clipbridge.handlers.signing import check
 from clipbridge.handlers.storage.base import ClipStorage
 from clipbridge.handlers.storage.local import LocalStorage
 from clipbridge.handlers.store import Store
@@ -31,6 +33,8 @@ STATUS_FOR_CODE = {
     "payload_too_large": 413,
     "not_found": 404,
     "unauthorized": 401,
+    "link_invalid": 403,
+    "link_expired": 403,
     "storage_error": 503,
     "shutting_down": 503,
 }
@@ -52,8 +56,10 @@ def create_app(
     broker: BrokerState | None,
     membership: Membership,
     storage: ClipStorage | None = None,
+    signing_key: bytes | None = None,
 ) -> FastAPI:
     storage = storage or LocalStorage(config.clips.output_dir)
+    key = signing_key or secrets.token_bytes(32)
     parts = Parts(config, store, runner, index, metrics, links, ffmpeg, broker, membership, storage)
     token = config.http.api_token
 
@@ -63,6 +69,14 @@ def create_app(
         given = request.headers.get("authorization", "")
         if not (given.startswith("Bearer ") and secrets.compare_digest(given[7:].encode(), token.encode())):
             raise ClipError("unauthorized", "a valid 'Authorization: Bearer <token>' header is required")
+
+    async def require_token_or_signature(request: Request) -> None:
+        """Files open with a signed link (what replies hand out) or, without one, the bearer token."""
+        query = request.query_params
+        if "sig" in query or "exp" in query:
+            check(request.url.path, query.get("exp"), query.get("sig"), key=key, now=time.time())
+        else:
+            await require_token(request)
 
     app = FastAPI(
         title="clipbridge",
@@ -81,7 +95,7 @@ def create_app(
 
     guarded = [Depends(require_token)]
     app.include_router(clips.router, dependencies=guarded)
-    app.include_router(files.router, dependencies=guarded)
+    app.include_router(files.router, dependencies=[Depends(require_token_or_signature)])
     app.include_router(status.cameras_router, dependencies=guarded)
     app.include_router(status.router)
     return app

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse, RedirectResponse, Response
 
 from clipbridge.errors import ClipError
@@ -27,11 +27,13 @@ _ANNOTATION_TYPES: dict[str, Any] = {"content": {"application/json": {}, "applic
     response_class=Response,
     responses={**ERRORS, 200: {"description": "the annotation file", **_ANNOTATION_TYPES}},
 )
-async def get_annotation(clip_id: str, parts: PartsDep, format: Literal["json", "yaml", "txt"] = "json") -> Response:
+async def get_annotation(
+    clip_id: str, parts: PartsDep, request: Request, format: Literal["json", "yaml", "txt"] = "json"
+) -> Response:
     found = next((f for f in await parts.store.files_of(clip_id) if f.kind == format), None)
     if found is None:
         raise ClipError("not_found", f"clip {clip_id[:80]!r} has no {format} annotation")
-    return _serve(parts, found, f"/annotations/{found.name}")
+    return _serve(parts, found, f"/annotations/{found.name}", request)
 
 
 @router.api_route(
@@ -45,9 +47,9 @@ async def get_annotation(clip_id: str, parts: PartsDep, format: Literal["json", 
         416: {"description": "range not satisfiable"},
     },
 )
-async def get_video(name: str, parts: PartsDep) -> Response:
+async def get_video(name: str, parts: PartsDep, request: Request) -> Response:
     """The clip file, with HTTP Range support (206) so players can seek; 307 to the instance that holds it."""
-    return _serve(parts, await _lookup(parts, name, ("video",)), f"/videos/{name}")
+    return _serve(parts, await _lookup(parts, name, ("video",)), f"/videos/{name}", request)
 
 
 @router.api_route(
@@ -56,8 +58,8 @@ async def get_video(name: str, parts: PartsDep) -> Response:
     response_class=Response,
     responses={**ERRORS, 200: {"description": "an annotation file", **_ANNOTATION_TYPES}},
 )
-async def get_annotation_file(name: str, parts: PartsDep) -> Response:
-    return _serve(parts, await _lookup(parts, name, ("json", "yaml", "txt")), f"/annotations/{name}")
+async def get_annotation_file(name: str, parts: PartsDep, request: Request) -> Response:
+    return _serve(parts, await _lookup(parts, name, ("json", "yaml", "txt")), f"/annotations/{name}", request)
 
 
 async def _lookup(parts: Parts, name: str, kinds: tuple[FileKind, ...]) -> StoredFile:
@@ -67,7 +69,7 @@ async def _lookup(parts: Parts, name: str, kinds: tuple[FileKind, ...]) -> Store
     return found
 
 
-def _serve(parts: Parts, f: StoredFile, path: str) -> Response:
+def _serve(parts: Parts, f: StoredFile, path: str, request: Request) -> Response:
     """A file in the bucket by a redirect to a freshly presigned link; this instance's file from its disk; another
     instance's by a redirect to that instance."""
     if f.object_key is not None:
@@ -81,7 +83,8 @@ def _serve(parts: Parts, f: StoredFile, path: str) -> Response:
         holder = parts.membership.url_of(f.instance_id)
         if holder is None:
             raise ClipError("storage_error", f"instance {f.instance_id!r}, which holds {f.name!r}, is not running")
-        return RedirectResponse(holder.rstrip("/") + path, status_code=307)
+        query = f"?{request.url.query}" if request.url.query else ""  # a signed link stays signed
+        return RedirectResponse(holder.rstrip("/") + path + query, status_code=307)
     if not f.path.is_file():
         raise ClipError("not_found", f"no file named {f.name[:80]!r}")
     return FileResponse(f.path, media_type=MEDIA_TYPES[f.kind], filename=f.name, content_disposition_type="inline")

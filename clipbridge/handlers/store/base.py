@@ -101,6 +101,9 @@ class Store(Protocol):
     async def ping(self) -> None:
         """A write that proves the store is writable (for /health)."""
 
+    async def secret(self, name: str, candidate: str) -> str:
+        """The value kept under `name`; `candidate` becomes it if there is none yet (the first instance wins)."""
+
     # -- intake ---------------------------------------------------------------------------------------------------
     async def admit(
         self, admissions: Sequence[Admission], rejections: Sequence[Reply], reply_for: ReplyBuilder

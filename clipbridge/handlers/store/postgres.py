@@ -146,6 +146,15 @@ class PostgresStore(PostgresHooks):
                 "INSERT INTO health (id, at) VALUES (1, now()) ON CONFLICT (id) DO UPDATE SET at = excluded.at"
             )
 
+    async def secret(self, name: str, candidate: str) -> str:
+        async with self._tx() as conn:
+            await conn.execute(
+                "INSERT INTO secrets (name, value) VALUES (%s, %s) ON CONFLICT (name) DO NOTHING", (name, candidate)
+            )
+            row = await (await conn.execute("SELECT value FROM secrets WHERE name = %s", (name,))).fetchone()
+            assert row is not None  # inserted above, or there already
+            return str(row[0])
+
     # -- intake -------------------------------------------------------------------------------------------------
 
     async def admit(

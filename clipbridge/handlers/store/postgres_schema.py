@@ -97,4 +97,8 @@ CREATE INDEX webhook_outbox_due ON webhook_outbox (due_at) WHERE finished_at IS 
     """
 ALTER TABLE files ADD COLUMN object_key text;
 """,
+    # 4: secrets generated once and shared by every instance (the key that signs links).
+    """
+CREATE TABLE secrets (name text PRIMARY KEY, value text NOT NULL);
+""",
 )

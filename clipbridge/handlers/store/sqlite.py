@@ -75,6 +75,11 @@ class SqliteStore(SqliteHooks):
         with self._tx() as db:
             db.execute("INSERT OR REPLACE INTO health (id, at) VALUES (1, ?)", (_now(),))
 
+    async def secret(self, name: str, candidate: str) -> str:
+        with self._tx() as db:
+            db.execute("INSERT OR IGNORE INTO secrets (name, value) VALUES (?, ?)", (name, candidate))
+            return str(db.execute("SELECT value FROM secrets WHERE name = ?", (name,)).fetchone()[0])
+
     # -- intake -------------------------------------------------------------------------------------------------
 
     async def admit(

@@ -105,4 +105,8 @@ CREATE INDEX IF NOT EXISTS webhook_outbox_due ON webhook_outbox(due_at) WHERE fi
     """
 ALTER TABLE files ADD COLUMN object_key TEXT;
 """,
+    # 6: secrets generated once and kept with the jobs (the key that signs links).
+    """
+CREATE TABLE IF NOT EXISTS secrets (name TEXT PRIMARY KEY, value TEXT NOT NULL);
+""",
 )
