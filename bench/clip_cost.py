@@ -21,6 +21,7 @@ from clipbridge.handlers.index import RecordingsIndex
 from clipbridge.handlers.planner import plan_clip
 from clipbridge.handlers.probe import ProbeCache, clip_duration
 from clipbridge.handlers.replies import annotation
+from clipbridge.handlers.snapshot import snapshot_argv, take_snapshot
 from clipbridge.model import Job, Window
 from tests.conftest import config_env
 
@@ -66,6 +67,8 @@ def section_clip_cost(fx: Footage, base: Path, sizes: Sizes, stamp: str) -> dict
     index = RecordingsIndex(config=cfg.recordings)
     index.scan()
     clipper = Clipper(index=index, clips=cfg.clips, recordings=cfg.recordings, ffmpeg=fx.ffmpeg)
+    bare_cfg = load_config(None, env=config_env(work / "no-snapshot", [source(fx.root)], clips__snapshot_width=0))
+    cut_only = Clipper(index=index, clips=bare_cfg.clips, recordings=bare_cfg.recordings, ffmpeg=fx.ffmpeg)
     ff_cfg = load_config(None, env=config_env(work / "ffmpeg-path", [source(fx.root)], clips__cutter="ffmpeg"))
     ff_clipper = Clipper(index=index, clips=ff_cfg.clips, recordings=ff_cfg.recordings, ffmpeg=fx.ffmpeg)
     window = seed_window()
@@ -102,13 +105,36 @@ def section_clip_cost(fx: Footage, base: Path, sizes: Sizes, stamp: str) -> dict
             outcome.video_path.unlink()
             for path in outcome.annotation_paths.values():
                 path.unlink()
+            if outcome.snapshot_path is not None:
+                outcome.snapshot_path.unlink()
             return elapsed
+
+        return run
+
+    # The snapshot alone (#13), in-process with PyAV (what the clipper runs) and as one FFmpeg run, at the
+    # incident (14:30:15: the start of a segment, so a keyframe) and 0.96 s later (the last frame of its GOP).
+    incident_seg = next(p for p in segs if p.name.endswith("143015.mp4"))
+
+    def snap(at: float, ffmpeg: bool) -> Callable[[], float]:
+        out_jpg = work / f"snapshot-{at}-{ffmpeg}.jpg"
+
+        def run() -> float:
+            started = time.perf_counter()
+            if ffmpeg:
+                subprocess.run(snapshot_argv(fx.ffmpeg, incident_seg, at, out_jpg, 640), check=True)
+            else:
+                take_snapshot(incident_seg, at, out_jpg, 640)
+            return time.perf_counter() - started
 
         return run
 
     variants: dict[str, Callable[[], float]] = {
         "clipbridge_warm": clip(cold=False, part=ffmpeg_part),
         "clipbridge_ffmpeg_path_warm": clip(cold=False, via=ff_clipper),
+        "clipbridge_warm_no_snapshot": clip(cold=False, via=cut_only),
+        "snapshot_pyav": snap(0.0, ffmpeg=False),
+        "snapshot_pyav_gop_end": snap(0.96, ffmpeg=False),
+        "snapshot_ffmpeg": snap(0.0, ffmpeg=True),
         "bare_bundled": bare_runner(fx.ffmpeg, plain, work / "bare.mp4"),
         "ffmpeg_no_faststart": argv_runner(no_faststart, work / "no-faststart.mp4"),
         "clipbridge_cold": clip(cold=True),
@@ -131,6 +157,9 @@ def section_clip_cost(fx: Footage, base: Path, sizes: Sizes, stamp: str) -> dict
     out["ratio_cat"] = round(out["cat"]["median_ms"] / bare, 3)
     out["ratio_warm_to_cat"] = round(out["clipbridge_warm"]["median_ms"] / out["cat"]["median_ms"], 3)
     out["ratio_ffmpeg_path_warm"] = round(out["clipbridge_ffmpeg_path_warm"]["median_ms"] / bare, 3)
+    out["snapshot_vs_cut"] = round(
+        out["snapshot_pyav"]["median_ms"] / out["clipbridge_warm_no_snapshot"]["median_ms"], 2
+    )
     out["cut_paths"] = dict(paths)
     out["path_by_kind"] = path_by_kind(fx, work, segs, window)
     if "bare_debian" in out:

@@ -88,6 +88,14 @@ def report(results: dict[str, Any], base: dict[str, Any] | None = None) -> str:
             )
             kinds = "; ".join(f"{k}: {v}" for k, v in c["path_by_kind"].items())
             lines.append(f"| 1 | path taken by footage kind (seed window) | {kinds} | 1 each | | |")
+        if "snapshot_pyav" in c:
+            lines.append(
+                f"| 1 | snapshot at the incident, 1080p to 640 px JPEG: PyAV in-process (used) at a keyframe / at the"
+                f" GOP's last frame; one FFmpeg run | {_ms(c['snapshot_pyav'])} / {_ms(c['snapshot_pyav_gop_end'])};"
+                f" FFmpeg {_ms(c['snapshot_ffmpeg'])}; cut alone (snapshot off) {_ms(c['clipbridge_warm_no_snapshot'])}:"
+                f" snapshot **{c['snapshot_vs_cut']:.2f}x** the cut | {n} | <= 0.33x the cut |"
+                f" {_yes(c['snapshot_vs_cut'] <= 0.34)} |"
+            )
         lines.append(
             f"| 1 | informational: FFmpeg alone with clipbridge's argv minus `-movflags +faststart` |"
             f" {_ms(c['ffmpeg_no_faststart'])}; {c['ratio_no_faststart']:.2f}x bare | {n} | | |"

@@ -71,6 +71,7 @@ class RecordingsConfig(_Section):
 
 
 class ClipsConfig(_Section):
+    snapshot_width: int = Field(default=640, ge=0, le=7680)  # a JPEG at the incident this wide; 0: none
     pre_seconds: float = Field(default=15.0, ge=0)
     post_seconds: float = Field(default=5.0, ge=0)
     max_duration_seconds: float = Field(default=300.0, gt=0)

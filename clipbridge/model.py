@@ -134,6 +134,8 @@ class ClipRecord:
     gaps: tuple[Gap, ...]
     codecs: Codecs
     completed_at: datetime
+    snapshot_file: str | None = None  # the JPEG at the incident (clips.snapshot_width), None when off or failed
+    warnings: tuple[str, ...] = ()  # what went wrong without failing the clip (a snapshot that could not be made)
 
     def to_json(self) -> dict[str, Any]:
         """The stored form (the job row's `result`); the seed's annotation names, so old rows still read."""
@@ -174,6 +176,8 @@ class ClipRecord:
                 "height": self.codecs.height,
             },
             "created_at": iso(self.completed_at),
+            "snapshot_file": self.snapshot_file,
+            "warnings": list(self.warnings),
         }
 
     @classmethod
@@ -212,6 +216,8 @@ class ClipRecord:
                 height=int(c.get("height", 0)),
             ),
             completed_at=parse_iso(d.get("created_at") or d["actual_end"]),
+            snapshot_file=d.get("snapshot_file"),
+            warnings=tuple(d.get("warnings") or ()),
         )
 
 
@@ -289,7 +295,7 @@ class OutboxRow:
     correlation: bytes
 
 
-FileKind = Literal["video", "json", "yaml", "txt"]
+FileKind = Literal["video", "json", "yaml", "txt", "jpg"]
 
 
 @dataclass(frozen=True)

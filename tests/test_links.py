@@ -63,6 +63,9 @@ def test_with_the_token_on_handed_out_links_open_without_it_and_nothing_else_doe
     part = httpx.get(link, headers={"Range": "bytes=0-99"}, timeout=30)
     assert part.status_code == 206 and part.content == whole.content[:100]
     assert httpx.get(clip["annotations"]["json"], timeout=30).json()["clip_id"] == clip["clip_id"]
+    snapshot = httpx.get(clip["snapshot_url"], timeout=30)  # the incident's frame, as an <img> loads it
+    assert snapshot.status_code == 200 and snapshot.headers["content-type"] == "image/jpeg"
+    assert snapshot.content[:3] == b"\xff\xd8\xff" and clip["warnings"] == []
 
     path, query = link.split("?")
     exp, sig = (p.split("=")[1] for p in query.split("&"))

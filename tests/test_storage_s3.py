@@ -212,7 +212,7 @@ def test_an_incident_lands_in_the_bucket_and_both_links_download_it(start_servic
     key = f"clips/camera1/2025/08/29/{reply['video_file']}"
     objects = s3.objects()
     assert objects[key] == reply["file_size"]
-    assert {k.rsplit(".", 1)[1] for k in objects} == {"mp4", "json", "yaml", "txt"}
+    assert {k.rsplit(".", 1)[1] for k in objects} == {"mp4", "json", "yaml", "txt", "jpg"}
     stored = s3.client().get_object(Bucket="clips", Key=key)["Body"].read()
 
     # The side-app's stable URL answers 307 to a freshly presigned one; the reply's direct link works as it is.
@@ -279,7 +279,7 @@ def test_kill_9_between_upload_and_commit_resumes_to_one_object_and_one_reply(
     assert service.log is not None
     service.log.wait_for("frozen at storage_before_commit", timeout=90)
     uploaded = s3.objects()
-    assert len(uploaded) == 4  # the clip and its annotations are in the bucket; the job is not finished
+    assert len(uploaded) == 5  # the clip, its annotations and snapshot are in the bucket; the job is not finished
     service.kill9()
     del service.env["CLIPBRIDGE_TEST_PAUSE_AT"]
     service.start()

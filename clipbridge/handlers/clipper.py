@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import errno
 import logging
 import os
 import shutil
 import subprocess
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -23,6 +25,7 @@ from clipbridge.handlers.mp4cut import Unsupported, cut
 from clipbridge.handlers.planner import Footage, Plan, plan_clip
 from clipbridge.handlers.probe import clip_duration
 from clipbridge.handlers.replies import annotation
+from clipbridge.handlers.snapshot import incident_frame, take_snapshot
 from clipbridge.model import ClipRecord, Codecs, Job, SourceSegment, StoredFile, Window
 
 logger = logging.getLogger(__name__)
@@ -32,7 +35,7 @@ TMP_DIR = ".tmp"
 @dataclass(frozen=True)
 class ClipOutcome:
     record: ClipRecord
-    files: tuple[StoredFile, ...]  # the video first, then the annotations
+    files: tuple[StoredFile, ...]  # the video first, then the annotations, then the snapshot if one was made
     ffmpeg_seconds: float  # time spent cutting, by either path
     cut_path: Literal["box", "ffmpeg"] = "ffmpeg"
     cut_reason: str = "config"  # why this path: "mp4" for the box path, else why not (mp4cut.REASONS, "config")
@@ -47,7 +50,11 @@ class ClipOutcome:
 
     @property
     def annotation_paths(self) -> dict[str, Path]:
-        return {f.kind: f.path for f in self.files[1:]}
+        return {f.kind: f.path for f in self.files[1:] if f.kind != "jpg"}
+
+    @property
+    def snapshot_path(self) -> Path | None:
+        return next((f.path for f in self.files if f.kind == "jpg"), None)
 
 
 def clip_basename(camera_id: str, incident: datetime, clip_id: str) -> str:
@@ -63,6 +70,7 @@ class Clipper:
         self._recordings = recordings
         self._ffmpeg = ffmpeg
         self._running: set[subprocess.Popen[bytes]] = set()
+        self._snapshots = ThreadPoolExecutor(max_workers=clips.workers, thread_name_prefix="snapshot")
 
     def kill_running(self) -> int:
         """Kill FFmpeg runs still in flight (shutdown past its grace period); their jobs fail and are requeued."""
@@ -105,16 +113,54 @@ class Clipper:
         )
         basename = clip_basename(job.camera_id, job.window.incident, job.clip_id)
         tail = self._following(job.camera_id, plan)
-        video_path, measured, ffmpeg_seconds, path, reason = self._render(plan, basename, job.clip_id, tail)
-        record = self._record(job, plan, video_path, measured)
+        # The snapshot reads the source, not the clip: it is made beside the cut (decoding and copying both run
+        # outside the GIL).
+        snapping = self._snapshots.submit(self._snapshot, job, plan, basename)
+        try:
+            video_path, measured, ffmpeg_seconds, path, reason = self._render(plan, basename, job.clip_id, tail)
+        except BaseException:
+            if (made := snapping.result()[0]) is not None:
+                made.unlink(missing_ok=True)
+            raise
+        snapshot, warning = snapping.result()
+        record = dataclasses.replace(
+            self._record(job, plan, video_path, measured),
+            snapshot_file=snapshot.name if snapshot else None,
+            warnings=(warning,) if warning else (),
+        )
         video = StoredFile(video_path.name, job.clip_id, "video", video_path, record.file_size)
+        picture = [StoredFile(snapshot.name, job.clip_id, "jpg", snapshot, snapshot.stat().st_size)] if snapshot else []
         try:
             written = write_annotations(annotation(job, record), self._clips.annotations_dir, basename)
         except OSError as exc:
-            video_path.unlink(missing_ok=True)
+            for f in (video, *picture):
+                f.path.unlink(missing_ok=True)
             raise _storage_error(exc, self._clips.annotations_dir) from exc
         notes = [StoredFile(p.name, job.clip_id, kind, p, p.stat().st_size) for kind, p in written.items()]
-        return ClipOutcome(record, (video, *notes), ffmpeg_seconds, path, reason)
+        return ClipOutcome(record, (video, *notes, *picture), ffmpeg_seconds, path, reason)
+
+    def _snapshot(self, job: Job, plan: Plan, basename: str) -> tuple[Path | None, str | None]:
+        """The incident's frame as a JPEG beside the clip, or why there is none (a warning: the clip stands)."""
+        width = self._clips.snapshot_width
+        if width == 0:
+            return None, None
+        frame = incident_frame(plan, job.window.incident)
+        if frame is None:
+            return None, "snapshot: no readable frame in the clip's sources"
+        tmp = self._clips.output_dir / TMP_DIR / f"{basename}.jpg"
+        final = self._clips.output_dir / f"{basename}.jpg"
+        try:
+            tmp.parent.mkdir(parents=True, exist_ok=True)
+            take_snapshot(frame[0], frame[1], tmp, width)
+            os.replace(tmp, final)
+            return final, None
+        except ClipError as exc:
+            return None, f"snapshot: {exc.message}"
+        except OSError as exc:
+            return None, f"snapshot: {exc.strerror or exc}"
+        finally:
+            with contextlib.suppress(OSError):
+                tmp.unlink(missing_ok=True)
 
     def _following(self, camera_id: str, plan: Plan) -> Path | None:
         """The segment right after the clip's last one, when the clip runs to that one's end (its leading audio

@@ -116,6 +116,7 @@ class ClipResult(BaseModel):
     presigned_url: str | None = None
     presigned_expires_at: str | None = None
     video_file: str | None = None
+    snapshot_url: str | None = None  # a JPEG of the incident's frame (clips.snapshot_width wide)
     file_size: int | None = None
     annotations: dict[str, str] = {}
     source_segments: list[SegmentOut] = []
@@ -124,11 +125,18 @@ class ClipResult(BaseModel):
     codecs: CodecsOut | None = None
     metadata: dict[str, Any] = {}
     error: ErrorOut | None = None
+    warnings: list[str] = []  # e.g. the snapshot could not be made; the clip is fine
     created_at: str | None = None
     completed_at: str | None = None
 
 
-FOLDERS: dict[FileKind, str] = {"video": "videos", "json": "annotations", "yaml": "annotations", "txt": "annotations"}
+FOLDERS: dict[FileKind, str] = {
+    "video": "videos",
+    "json": "annotations",
+    "yaml": "annotations",
+    "txt": "annotations",
+    "jpg": "snapshots",
+}
 
 
 class Links(Protocol):
@@ -172,6 +180,7 @@ def result_for(job: Job, files: Sequence[StoredFile], links: Links) -> ClipResul
     expired = job.status == "expired"
     video = None if expired else next((f for f in files if f.kind == "video"), None)
     direct = links.direct(video) if video else None
+    snapshot = None if expired else next((f for f in files if f.kind == "jpg"), None)
     return ClipResult(
         clip_id=job.clip_id,
         event_id=job.event_id,
@@ -189,8 +198,9 @@ def result_for(job: Job, files: Sequence[StoredFile], links: Links) -> ClipResul
         presigned_url=direct.url if direct else None,
         presigned_expires_at=iso(direct.expires_at) if direct else None,
         video_file=r.video_file if r else None,
+        snapshot_url=links.url(snapshot) if snapshot else None,
         file_size=r.file_size if r else None,
-        annotations={} if expired else {f.kind: links.url(f) for f in files if f.kind != "video"},
+        annotations={} if expired else {f.kind: links.url(f) for f in files if f.kind not in ("video", "jpg")},
         source_segments=[
             SegmentOut(filename=s.filename, start_time=iso(s.start), end_time=iso(s.end), file_size=s.file_size)
             for s in (r.source_segments if r else ())
@@ -203,6 +213,7 @@ def result_for(job: Job, files: Sequence[StoredFile], links: Links) -> ClipResul
         codecs=CodecsOut(**vars(r.codecs)) if r else None,
         metadata=job.metadata,
         error=ErrorOut(code=job.error.code, message=job.error.message) if job.error else None,
+        warnings=list(r.warnings) if r else [],
         created_at=iso(job.created_at),
         completed_at=iso(job.completed_at) if job.completed_at else None,
     )
@@ -230,13 +241,14 @@ def annotation(job: Job, record: ClipRecord) -> dict[str, Any]:
     `source_clips` with file paths and trim points, `source`), so files written by older versions still compare."""
     done = replace(job, status=record.status, record=record, completed_at=record.completed_at)
     fields = result_for(done, [], FileLinks()).model_dump(
-        exclude={"download_url", "presigned_url", "presigned_expires_at", "annotations", "error"}
+        exclude={"download_url", "presigned_url", "presigned_expires_at", "snapshot_url", "annotations", "error"}
     )
     stored = record.to_json()
     return {
         **fields,
         "incident_time": stored["incident_time"],
         "source_clips": stored["source_clips"],
+        "snapshot_file": record.snapshot_file,
         "source": job.source,
     }
 

@@ -18,6 +18,7 @@ MEDIA_TYPES: dict[FileKind, str] = {
     "json": "application/json",
     "yaml": "application/yaml",
     "txt": "text/plain",
+    "jpg": "image/jpeg",
 }
 _ANNOTATION_TYPES: dict[str, Any] = {"content": {"application/json": {}, "application/yaml": {}, "text/plain": {}}}
 
@@ -60,6 +61,16 @@ async def get_video(name: str, parts: PartsDep, request: Request) -> Response:
 )
 async def get_annotation_file(name: str, parts: PartsDep, request: Request) -> Response:
     return _serve(parts, await _lookup(parts, name, ("json", "yaml", "txt")), f"/annotations/{name}", request)
+
+
+@router.api_route(
+    "/snapshots/{name}",
+    methods=["GET", "HEAD"],
+    response_class=Response,
+    responses={**ERRORS, 200: {"description": "the JPEG at the incident time", "content": {"image/jpeg": {}}}},
+)
+async def get_snapshot(name: str, parts: PartsDep, request: Request) -> Response:
+    return _serve(parts, await _lookup(parts, name, ("jpg",)), f"/snapshots/{name}", request)
 
 
 async def _lookup(parts: Parts, name: str, kinds: tuple[FileKind, ...]) -> StoredFile:

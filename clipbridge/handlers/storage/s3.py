@@ -36,6 +36,7 @@ CONTENT_TYPES: dict[FileKind, str] = {
     "json": "application/json",
     "yaml": "application/yaml",
     "txt": "text/plain; charset=utf-8",
+    "jpg": "image/jpeg",
 }
 DELETE_BATCH = 1000  # DeleteObjects takes at most 1000 keys
 MB = 1024 * 1024
