@@ -25,7 +25,7 @@ from clipbridge.handlers.signing import check
 from clipbridge.handlers.storage.base import ClipStorage
 from clipbridge.handlers.storage.local import LocalStorage
 from clipbridge.handlers.store import Store
-from clipbridge.http import clips, files, status
+from clipbridge.http import clips, coverage, files, status
 from clipbridge.http.deps import BrokerState, Parts
 from clipbridge.metrics import Metrics
 
@@ -97,5 +97,6 @@ def create_app(
     app.include_router(clips.router, dependencies=guarded)
     app.include_router(files.router, dependencies=[Depends(require_token_or_signature)])
     app.include_router(status.cameras_router, dependencies=guarded)
+    app.include_router(coverage.router, dependencies=guarded)
     app.include_router(status.router)
     return app
