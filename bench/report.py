@@ -192,6 +192,13 @@ def report(results: dict[str, Any], base: dict[str, Any] | None = None) -> str:
         lines += _scaleout_rows(s["scaleout"], s.get("intake"))
     if "storage" in s:
         lines += _storage_rows(s["storage"], s.get("e2e"))
+    if "timeline" in s:
+        t = s["timeline"]
+        lines.append(
+            f"| 9 | `GET /cameras/{{id}}/timeline` answer (index lookup, merge, JSON), 5 s segments, an hour missing"
+            f" a day ({t['files']:,} files) | 1 day {_ms(t['day'])}; 7 days {_ms(t['week'])} | {t['day']['n']:.0f} |"
+            f" 1 day <= 50 ms | {_yes(t['met'])} |"
+        )
     lines += ["", *details(s)]
     return "\n".join(lines) + "\n"
 

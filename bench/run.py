@@ -16,6 +16,7 @@ Run from the repository root: `.venv/bin/python -m bench.run` (`--quick` for sma
    instances on the same cores, takeover time after `kill -9` of the instance running a job.
 8. Object storage (moto's S3 server): the clip storage's upload of the seed clip vs a bare boto3 upload_file of the
    same file, and publish -> reply with `storage.backend: s3`.
+9. Timeline: the coverage answer over 1 and 7 days of 5 s segments.
 
 Each figure is shown beside the first release's (bench/results/baseline-*.json) where that run measured it.
 
@@ -70,6 +71,7 @@ from bench.live import section_live
 from bench.report import report
 from bench.scaleout import section_scaleout
 from bench.storage import section_storage
+from bench.timeline import section_timeline
 from clipbridge.handlers.ffmpeg import resolve_ffmpeg
 from tests.harness import Broker, Service
 
@@ -85,7 +87,7 @@ def baseline() -> dict[str, Any] | None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small N, for iterating on the benchmark itself")
-    parser.add_argument("--sections", default="1,2,3,4,5,6,7,8", help="comma-separated subset of 1-8")
+    parser.add_argument("--sections", default="1,2,3,4,5,6,7,8,9", help="comma-separated subset of 1-9")
     parser.add_argument("--keep", action="store_true", help="keep the temporary folder (footage, logs)")
     parser.add_argument("--index-child", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--lookups", type=int, default=1000, help=argparse.SUPPRESS)
@@ -178,6 +180,9 @@ def main(argv: list[str] | None = None) -> int:
         if 8 in sections:
             note("8. object storage")
             s["storage"] = section_storage(base, broker, fx, sizes)  # type: ignore[arg-type]
+        if 9 in sections:
+            note("9. timeline")
+            s["timeline"] = section_timeline(base)
         if 6 in sections:
             note("6. index scale")
             s["index"] = section_index(base, sizes, began + BUDGET_SECONDS)
