@@ -283,11 +283,10 @@ def _check_storage(storage: ClipStorage) -> None:
         logger.info("clip storage: %s", ", ".join(f"{k}={v}" for k, v in state.items() if k != "ok"))
     else:
         logger.error("clip storage %s does not answer: %s", state["backend"], state.get("error"))
-    abort = getattr(storage, "abort_stale_uploads", None)
-    if state["ok"] and abort is not None:
+    if state["ok"]:
         try:
-            if aborted := abort():
-                logger.info("aborted %d multipart upload(s) an interrupted run left open", aborted)
+            if removed := storage.tidy():
+                logger.info("clip storage: removed %d upload(s) an interrupted run left open", removed)
         except ClipError as exc:
             logger.warning("could not look for interrupted uploads: %s", exc.message)
 

@@ -138,6 +138,17 @@ def test_the_gate_refuses_what_s3_refuses(s3, change, refusal):
     assert presign_refusal(url, s3.secret_key, now + timedelta(seconds=61)) == ("AccessDenied", "Request has expired")
 
 
+def test_tidy_aborts_multipart_uploads_left_open_under_the_prefix_only(s3):
+    client = s3.client()
+    client.create_multipart_upload(Bucket="clips", Key="clips/camera1/2025/08/29/crashed.mp4")
+    client.create_multipart_upload(Bucket="clips", Key="someone-else/theirs.bin")
+    # moto reports every upload as initiated on 2010-11-10, so "younger than an hour, maybe another instance's
+    # upload in flight" cannot be shown here: every open upload under the prefix is old to it.
+    assert storage_for(s3).tidy() == 1
+    left = [u["Key"] for u in client.list_multipart_uploads(Bucket="clips").get("Uploads", [])]
+    assert left == ["someone-else/theirs.bin"]
+
+
 def test_missing_bucket_is_a_storage_error_naming_it_and_health_says_so(s3, tmp_path):
     storage = S3Storage(S3Config(bucket="no-such-bucket", endpoint_url=s3.url, region="us-east-1",
                                  access_key_id="a", secret_access_key="b"))  # fmt: skip

@@ -39,6 +39,10 @@ class ClipStorage(Protocol):
         """A direct, expiring link to the file for clients that never talk to the side-app; None for local files."""
         ...
 
+    def tidy(self) -> int:
+        """At start: remove what an interrupted run left in the storage (S3: stale multipart uploads); how many."""
+        ...
+
     def check(self) -> dict[str, Any]:
         """Health: where files go and whether that place answers (`ok`). Blocking."""
         ...

@@ -42,6 +42,9 @@ class LocalStorage:
                 logger.warning("retention could not delete %s: %s", f.path, exc)
         return freed
 
+    def tidy(self) -> int:
+        return 0  # the clipper removes its own temporary files at start
+
     def presign(self, file: StoredFile) -> Presigned | None:
         return None
 

@@ -141,7 +141,7 @@ class S3Storage:
             return {**where, "ok": False, "error": exc.message}
         return {**where, "ok": True}
 
-    def abort_stale_uploads(self, older_than: timedelta = timedelta(hours=1)) -> int:
+    def tidy(self, older_than: timedelta = timedelta(hours=1)) -> int:
         """Multipart uploads a crash left open under the prefix (their parts cost storage); younger ones may be
         another instance's upload in flight."""
         cutoff = datetime.now(UTC) - older_than
