@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: test run demo soak chaos lint bench clean deps-system
+.PHONY: test run demo soak chaos lint bench bench-index clean deps-system
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -69,6 +69,11 @@ chaos: $(STAMP) deps-system
 bench: $(STAMP) deps-system
 	$(PY) -m pip install --quiet py-spy pyinstrument  # profilers for the "where the time goes" tables
 	$(PY) -m bench.run
+
+# Section 6 alone (#11, the recordings index at archive scale): 2 x 1M empty files, 10M segments in memory, and the
+# service's steady state with events and with polling; about 8 minutes.
+bench-index: $(STAMP) deps-system
+	$(PY) -m bench.run --sections 6
 
 lint: $(STAMP)
 	$(PY) -m ruff check clipbridge tests bench

@@ -46,7 +46,6 @@ from typing import Any
 from bench.burst import section_burst
 from bench.clip_cost import bare_runner, cat_runner, section_clip_cost
 from bench.common import (
-    BUDGET_SECONDS,
     FULL,
     QUICK,
     REPO,
@@ -65,7 +64,7 @@ from bench.common import (
     summary,
 )
 from bench.e2e import section_e2e, store_costs
-from bench.index_scale import index_child, section_index
+from bench.index_archive import section_archive
 from bench.intake import ceiling_child, section_intake
 from bench.live import section_live
 from bench.report import report
@@ -89,15 +88,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="small N, for iterating on the benchmark itself")
     parser.add_argument("--sections", default="1,2,3,4,5,6,7,8,9", help="comma-separated subset of 1-9")
     parser.add_argument("--keep", action="store_true", help="keep the temporary folder (footage, logs)")
-    parser.add_argument("--index-child", type=Path, help=argparse.SUPPRESS)
-    parser.add_argument("--lookups", type=int, default=1000, help=argparse.SUPPRESS)
     parser.add_argument("--ceiling-child", nargs=2, type=int, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.ceiling_child:
         ceiling_child(*args.ceiling_child)
-        return 0
-    if args.index_child:
-        index_child(args.index_child, args.lookups)
         return 0
     began = time.monotonic()
     sections = {int(x) for x in args.sections.split(",") if x.strip()}
@@ -146,7 +140,7 @@ def main(argv: list[str] | None = None) -> int:
             bare_ms = summary(interleave({"bare": bare_runner(ffmpeg, plain, base / "bare.mp4")}, 5)["bare"])[
                 "median_ms"
             ]
-        if sections & {2, 3, 4, 5, 7, 8}:
+        if sections & {2, 3, 4, 5, 6, 7, 8}:
             note("starting mosquitto")
             broker = Broker(base / "broker", extra_config=dev_conf_settings())
             broker.start()
@@ -185,7 +179,7 @@ def main(argv: list[str] | None = None) -> int:
             s["timeline"] = section_timeline(base)
         if 6 in sections:
             note("6. index scale")
-            s["index"] = section_index(base, sizes, began + BUDGET_SECONDS)
+            s["index"] = section_archive(base, broker, fx, sizes)  # type: ignore[arg-type]
     finally:
         if client is not None:
             client.close()

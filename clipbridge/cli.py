@@ -10,7 +10,7 @@ import logging
 import signal
 import sys
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -22,6 +22,7 @@ from clipbridge.handlers.incident import IncidentIn, incident_window, resolve_ca
 from clipbridge.handlers.index import RecordingsIndex
 from clipbridge.handlers.planner import Footage, plan_clip
 from clipbridge.handlers.replies import FileLinks, result_for
+from clipbridge.handlers.timeline import coverage, usual_spacing
 from clipbridge.logs import setup_logging
 from clipbridge.model import Job, Window, iso
 
@@ -40,7 +41,8 @@ def _parser() -> argparse.ArgumentParser:
     clip.add_argument("--post", type=float, help="seconds after the incident (default clips.post_seconds)")
     clip.add_argument("--duration", type=float, help="total seconds; the post part is --post or clips.post_seconds")
 
-    sub.add_parser("index", help="list cameras with segment count, first start, last end and gaps")
+    listing = sub.add_parser("index", help="list cameras with segment count, first start, last end and gaps")
+    listing.add_argument("--probe", action="store_true", help="read every segment: unreadable files, exact gaps")
 
     sim = sub.add_parser("simulate-camera", help="record a synthetic camera in real time into the recordings root")
     sim.add_argument("--camera", required=True)
@@ -90,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "clip":
             return _clip(config, args)
         if args.command == "index":
-            return _index(config)
+            return _index(config, args.probe)
         if args.command == "make-footage":
             return _make_footage(config, args)
         if args.command == "simulate-camera":
@@ -130,37 +132,55 @@ def _clip(config: Config, args: argparse.Namespace) -> int:
     return 0
 
 
-def _index(config: Config) -> int:
-    """Probes every segment, so it reads all the footage: a diagnostic, not something the service does."""
+def _index(config: Config, probe: bool) -> int:
+    """By name (one probe per camera, its newest segment); with --probe every segment is read, as a diagnostic."""
     index = RecordingsIndex(config=config.recordings)
     index.scan()
+    tolerance = config.recordings.gap_tolerance_seconds
     cameras = []
     for camera_id in index.cameras():
-        segs = index.segments(camera_id)
-        footage = []
-        for seg in segs:
+        summary = index.summary(camera_id)
+        assert summary is not None  # listed cameras have segments
+        row: dict[str, object] = {"camera_id": camera_id, "segments": summary.segments,
+                                  "first_start": iso(summary.first_start)}  # fmt: skip
+        if probe:
+            row |= _probed(index, camera_id, tolerance)
+        else:
             try:
-                footage.append(Footage(seg.path, seg.start, index.probe(seg)))
+                last_end: datetime | None = summary.newest.start + timedelta(
+                    seconds=index.probe(summary.newest).duration
+                )
             except ClipError:
-                footage.append(Footage(seg.path, seg.start, None))
-        readable = [f for f in footage if f.info is not None]
-        gaps = []
-        if readable:
-            whole = Window(readable[0].start, readable[0].start, readable[-1].end)
-            plan = plan_clip(whole, footage, trim="segments", gap_tolerance=config.recordings.gap_tolerance_seconds)
-            gaps = [{"start": iso(g.start), "end": iso(g.end), "reason": g.reason} for g in plan.gaps]
-        cameras.append(
-            {
-                "camera_id": camera_id,
-                "segments": len(segs),
-                "first_start": iso(segs[0].start),
-                "last_end": iso(readable[-1].end) if readable else None,
-                "unreadable": [f.path.name for f in footage if f.info is None],
-                "gaps": gaps,
-            }
-        )
+                last_end = None
+            starts = index.starts(camera_id)
+            until = last_end or starts[-1] + timedelta(seconds=usual_spacing(starts))
+            _, gaps = coverage(starts, [None] * len(starts), start=starts[0], end=until, tolerance=tolerance,
+                               spacing=usual_spacing(starts))  # fmt: skip
+            row |= {"last_end": iso(last_end) if last_end else None,
+                    "gaps": [{"start": iso(g.start), "end": iso(g.end), "reason": g.reason} for g in gaps]}  # fmt: skip
+        cameras.append(row)
     print(json.dumps({"generated_at": iso(datetime.now(UTC)), "cameras": cameras}, indent=2))
     return 0
+
+
+def _probed(index: RecordingsIndex, camera_id: str, tolerance: float) -> dict[str, object]:
+    footage = []
+    for seg in index.segments(camera_id):
+        try:
+            footage.append(Footage(seg.path, seg.start, index.probe(seg)))
+        except ClipError:
+            footage.append(Footage(seg.path, seg.start, None))
+    readable = [f for f in footage if f.info is not None]
+    gaps = []
+    if readable:
+        whole = Window(readable[0].start, readable[0].start, readable[-1].end)
+        plan = plan_clip(whole, footage, trim="segments", gap_tolerance=tolerance)
+        gaps = [{"start": iso(g.start), "end": iso(g.end), "reason": g.reason} for g in plan.gaps]
+    return {
+        "last_end": iso(readable[-1].end) if readable else None,
+        "unreadable": [f.path.name for f in footage if f.info is None],
+        "gaps": gaps,
+    }
 
 
 def _make_footage(config: Config, args: argparse.Namespace) -> int:

@@ -15,7 +15,16 @@ from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, EnvSettingsSource, SettingsConfigDict
 from pydantic_settings.sources.types import EnvNoneType
@@ -66,8 +75,16 @@ class RecordingsConfig(_Section):
     gap_tolerance_seconds: float = Field(default=0.5, ge=0)
     # Probed durations outside (0, max] are treated as corrupt.
     max_segment_seconds: float = Field(default=3600.0, gt=0)
-    # A full rescan besides file-system events (missed events, network mounts, roots created later).
-    rescan_seconds: float = Field(default=60.0, gt=0)
+    # How new and deleted segments are noticed. auto: file-system events, except for roots on network or FUSE
+    # mounts (nfs, nfs4, cifs, smb3, fuse.* in /proc/mounts), which are polled; events; poll.
+    watch: Literal["auto", "events", "poll"] = "auto"
+    # Polling looks at each camera's newest folder and newest segment this often.
+    poll_seconds: float = Field(default=1.0, gt=0)
+    # Folders whose mtime changed are listed again this often (missed events; no full rescan). The old name
+    # rescan_seconds is still read.
+    reconcile_seconds: float = Field(
+        default=60.0, gt=0, validation_alias=AliasChoices("reconcile_seconds", "rescan_seconds")
+    )
 
 
 class ClipsConfig(_Section):

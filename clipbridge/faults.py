@@ -20,6 +20,18 @@ POINTS = (
 )
 
 
+HOLDS = ("walk_before_ready",)  # the start-up walk has listed the tree; the index is not ready yet
+
+
+def hold_point(name: str) -> None:
+    """Block at a named point until the test opens the FIFO named by CLIPBRIDGE_TEST_RELEASE for writing."""
+    if os.environ.get("CLIPBRIDGE_TEST_HOLD_AT") == name:
+        fifo = os.environ["CLIPBRIDGE_TEST_RELEASE"]
+        logger.warning("test fault seam: holding at %s until %s is opened (CLIPBRIDGE_TEST_HOLD_AT)", name, fifo)
+        with open(fifo, "rb"):
+            pass
+
+
 def pause_point(name: str) -> None:
     if os.environ.get("CLIPBRIDGE_TEST_PAUSE_AT") == name:
         logger.warning("test fault seam: frozen at %s (CLIPBRIDGE_TEST_PAUSE_AT)", name)

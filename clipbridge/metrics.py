@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily
+from prometheus_client.registry import Collector
 
 from clipbridge.model import JOB_ERROR_CODES, OUTCOMES
 
@@ -77,5 +79,25 @@ class Metrics:
         """Gauges read at scrape time (the store's counts are set by the /metrics route, which can await them)."""
         self.mqtt_connected.set_function(mqtt_connected)
 
+    def bind_index(self, counts: Callable[[], tuple[int, int]]) -> None:
+        """The recordings index's own counters, read at scrape time: (walks, folders listed)."""
+        self.registry.register(_IndexCounters(counts))
+
     def render(self) -> bytes:
         return generate_latest(self.registry)
+
+
+class _IndexCounters(Collector):
+    def __init__(self, counts: Callable[[], tuple[int, int]]) -> None:
+        self._counts = counts
+
+    def collect(self) -> list[CounterMetricFamily]:
+        walks, listed = self._counts()
+        return [
+            CounterMetricFamily(
+                "recordings_walks", "Full walks of the recordings (start-up, a root appearing)", value=walks
+            ),
+            CounterMetricFamily(
+                "recordings_folders_listed", "Folders listed again by the reconcile or polling", value=listed
+            ),
+        ]

@@ -41,6 +41,7 @@ ErrorCode = Literal[
     # REST only
     "not_found",
     "unauthorized",
+    "index_scanning",
     "link_invalid",
     "link_expired",
     # `clipbridge publish` only

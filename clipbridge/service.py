@@ -116,8 +116,7 @@ class Service:
         await store.open()
         logger.info("job store: %s (%s)", store.describe(), "shared" if store.shared else "this instance only")
         index = RecordingsIndex(config=config.recordings)
-        found = await asyncio.to_thread(index.scan)
-        logger.info("recordings index: %d segments, cameras %s", found, ", ".join(index.cameras()) or "none")
+        metrics.bind_index(lambda: (index.status.walks, index.status.folders_listed))
         ffmpeg = resolve_ffmpeg(config.clips.ffmpeg)
         clipper = Clipper(index=index, clips=config.clips, recordings=config.recordings, ffmpeg=ffmpeg)
         if removed := clipper.remove_temp_files():
@@ -130,8 +129,6 @@ class Service:
             cameras=lambda: {c: str(index.timezone_of(c)) for c in index.cameras()},
             every=config.instance.heartbeat_seconds,
         )
-        with contextlib.suppress(ClipError):  # the store may be down right now; the heartbeat loop says so
-            await membership.beat()
         storage = make_storage(config)
         await asyncio.to_thread(_check_storage, storage)
         replies = asyncio.Event()  # set when replies were queued; the outbox publishes them
@@ -148,13 +145,13 @@ class Service:
         bridge = MqttBridge(config=mqtt, loop=loop) if mqtt.enabled else None
         if bridge is not None:
             metrics.bind(mqtt_connected=lambda: 1.0 if bridge.connected else 0.0)
-        metrics.init_labels(index.cameras())
 
         stop_background = asyncio.Event()
-        watcher = watch_recordings(
-            index, runner.footage_changed, stop_background, rescan_seconds=config.recordings.rescan_seconds
-        )
+        walked = asyncio.Event()
+        watcher = watch_recordings(index, runner.footage_changed, stop_background, config=config.recordings,
+                                   walked=walked)  # fmt: skip
         tasks = [
+            asyncio.create_task(_first_walk(index, runner, membership, metrics, walked, stop_background), name="walk"),
             asyncio.create_task(watcher, name="watcher"),
             asyncio.create_task(
                 retention_loop(
@@ -168,7 +165,6 @@ class Service:
                 ),
                 name="retention",
             ),
-            asyncio.create_task(membership.run(stop_background), name="heartbeat"),
             asyncio.create_task(_follow(store, runner, replies), name="notifications"),
         ]
         if config.webhooks:
@@ -236,6 +232,18 @@ class Service:
         await r.store.close()
         self._running = None
         logger.info("clipbridge stopped")
+
+
+async def _first_walk(index: RecordingsIndex, runner: JobRunner, membership: Membership, metrics: Metrics,
+                      walked: asyncio.Event, stop: asyncio.Event) -> None:  # fmt: skip
+    """The start-up walk, while intake and REST already answer; then the jobs that waited for it look again, and
+    the heartbeat starts (peers learn this instance's cameras only once it knows them)."""
+    found = await asyncio.to_thread(index.scan)
+    logger.info("recordings index: %d segments, cameras %s", found, ", ".join(index.cameras()) or "none")
+    metrics.init_labels(index.cameras())
+    walked.set()
+    runner.footage_changed(set(index.cameras()) | runner.waiting_cameras())
+    await membership.run(stop)
 
 
 async def _follow(store: Store, runner: JobRunner, replies: asyncio.Event) -> None:

@@ -84,8 +84,19 @@ def test_index_command_lists_cameras_with_gaps(tmp_path, footage):
     assert cameras["camgap"]["gaps"] == [
         {"start": "2025-08-29T14:30:05.000Z", "end": "2025-08-29T14:30:10.000Z", "reason": "missing"}
     ]
-    assert cameras["camcorrupt"]["unreadable"] == ["camcorrupt_20250829_143005.mp4"]
     assert cameras["cam3"]["first_start"] == "2025-08-29T14:29:50.960Z"
+    assert "unreadable" not in cameras["camcorrupt"]  # found by name: no segment but the newest is read
+
+
+def test_index_command_with_probe_reads_every_segment(tmp_path, footage):
+    proc = run_cli("--config", str(write_config(tmp_path, footage)), "index", "--probe", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    cameras = {c["camera_id"]: c for c in json.loads(proc.stdout)["cameras"]}
+    assert cameras["camcorrupt"]["unreadable"] == ["camcorrupt_20250829_143005.mp4"]
+    assert cameras["camcorrupt"]["gaps"] == [
+        {"start": "2025-08-29T14:30:05.000Z", "end": "2025-08-29T14:30:10.000Z", "reason": "unreadable"}
+    ]
+    assert cameras["camera1"]["last_end"] == "2025-08-29T14:30:40.000Z"
 
 
 def test_run_refuses_to_start_when_its_http_port_is_taken(tmp_path, footage):

@@ -195,6 +195,8 @@ def test_metrics_after_a_clip(service):
         "outbox_pending",
         "mqtt_connected",
         "clip_footage_wait_seconds",
+        "recordings_walks_total",
+        "recordings_folders_listed_total",
     ):
         assert name in text, name
     assert 'clip_errors_total{type="unknown_camera"}' in text  # from the validation test of this module
@@ -205,7 +207,15 @@ def test_health_ok_without_mqtt(service):
     assert health.status_code == 200
     body = health.json()
     assert body["status"] == "ok"
-    assert set(body["components"]) == {"store", "output_dir", "storage", "ffmpeg", "queue", "outbox", "instances"}
+    assert set(body["components"]) == {"store", "output_dir", "storage", "ffmpeg", "queue", "outbox", "instances",
+                                       "index"}  # fmt: skip
+
+    def index_ready() -> dict | None:
+        found = httpx.get(f"{service.base_url}/health", timeout=30).json()["components"]["index"]
+        return found if found["state"] == "ready" else None
+
+    index = poll(index_ready, timeout=30)
+    assert index["segments"] > 0 and index["seconds"] >= 0
     assert body["components"]["storage"]["backend"] == "local"
 
 

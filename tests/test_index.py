@@ -53,7 +53,7 @@ def test_newest_segment_is_complete_once_settled_or_followed(tmp_path):
     index = make_index(tmp_path, settle=10)
     index.scan()
     seg = index.segments("c")[0]
-    mtime = datetime.fromtimestamp(seg.mtime_ns / 1e9, UTC)
+    mtime = datetime.fromtimestamp(first.stat().st_mtime_ns / 1e9, UTC)
     assert index.settles_at(seg) == mtime + timedelta(seconds=10)
     # A later segment appearing makes it complete at once.
     second = touch(tmp_path, "c", T + timedelta(seconds=5))
@@ -100,19 +100,19 @@ def test_a_new_camera_folder_is_walked_when_its_event_arrives(tmp_path):
 def test_an_event_during_a_rescan_is_not_lost(tmp_path, monkeypatch):
     # Fault seam: the walk is wrapped so that a recorder writes a segment, and its event is handled, after the
     # walk has passed that folder and before the rescan swaps its result in (the race a real rescan can lose).
-    import clipbridge.handlers.index as index_module
+    import clipbridge.handlers.index.sync as sync_module
 
     touch(tmp_path, "c", T)
     index = make_index(tmp_path)
     index.scan()
-    real_walk = index_module._walk
+    real_walk = sync_module.walk
 
-    def walk_then_event(root, layout):
-        found = real_walk(root, layout)
+    def walk_then_event(*args):
+        found = real_walk(*args)
         late = touch(tmp_path, "c", T + timedelta(seconds=5))
         index.update_paths([late])
         return found
 
-    monkeypatch.setattr(index_module, "_walk", walk_then_event)
+    monkeypatch.setattr(sync_module, "walk", walk_then_event)
     index.scan()
     assert [(s.start - T).total_seconds() for s in index.segments("c")] == [0, 5]

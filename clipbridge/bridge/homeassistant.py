@@ -255,7 +255,7 @@ def recorder_alive(index: RecordingsIndex, stale_seconds: float) -> Callable[[st
         if summary is None:
             return False
         newest = summary.newest
-        last_write = max(newest.start, datetime.fromtimestamp(newest.mtime_ns / 1e9, UTC))
+        last_write = index.last_write(newest)
         return (now - last_write).total_seconds() <= stale_seconds
 
     return alive

@@ -85,6 +85,8 @@ class JobRunner:
             zone = self._index.timezone_of(camera_id)
         elif (elsewhere := self._membership.zone_of(camera_id)) is not None:
             zone = ZoneInfo(elsewhere)  # another instance records this camera: it will cut the clip
+        elif not self._index.ready:
+            zone = self._index.timezone_of(camera_id)  # the start-up walk may still find it: the job waits for it
         else:
             raise ClipError("unknown_camera", f"no recordings are known for camera {camera_id!r}")
         window = incident_window(event, self._clips, zone)
@@ -190,8 +192,11 @@ class JobRunner:
     def footage_changed(self, cameras: set[str]) -> None:
         self._waits.footage_changed(cameras)
 
+    def waiting_cameras(self) -> set[str]:
+        return self._waits.cameras()
+
     def _records(self, camera_id: str) -> bool:
-        return self._index.has_camera(camera_id)
+        return self._index.has_camera(camera_id) or not self._index.ready
 
     def _cameras(self) -> list[str] | None:
         """Camera affinity: with a shared store an instance claims only jobs of cameras its recordings index has;
@@ -238,6 +243,12 @@ class JobRunner:
 
     async def _process(self, job: Job) -> None:
         now = datetime.now(UTC)
+        if not self._index.ready:  # the start-up walk is running: the end of the walk wakes the job
+            await self._store.release(job.clip_id, self._me, status="waiting")
+            self._waits.park(job, job.window.end if job.window.end > now else now + timedelta(hours=1))
+            if self._index.ready:  # the walk ended while the job was released: its wake-up call has passed
+                self._waits.footage_changed({job.camera_id})
+            return
         deadline = job.window.end + timedelta(seconds=self._clips.max_wait_seconds)
         if now < deadline:
             state = await asyncio.to_thread(

@@ -68,6 +68,11 @@ class Layout:
     def create(cls, pattern: str, timezone_name: str = "UTC") -> Layout:
         return cls(pattern=pattern, tz=ZoneInfo(timezone_name))
 
+    @property
+    def regex(self) -> re.Pattern[str]:
+        """Matches the path without its extension; groups `camera_id` and `f_Y`, `f_m`, ... for the fields."""
+        return self._regex
+
     def parse(self, relpath: str) -> tuple[str, datetime] | None:
         """(camera_id, aware UTC start) for a path relative to the root, or None if it is not a recording."""
         stem, dot, ext = relpath.rpartition(".")

@@ -85,6 +85,9 @@ class FootageWaits:
         delay = max(0.0, (until - datetime.now(UTC)).total_seconds()) + 0.01
         self._timers[job.clip_id] = loop.call_later(delay, self._wake, job.camera_id, job.clip_id)
 
+    def cameras(self) -> set[str]:
+        return set(self._waiting)
+
     def footage_changed(self, cameras: set[str]) -> None:
         """File-system events for these cameras: jobs whose window has ended look again."""
         now = datetime.now(UTC)

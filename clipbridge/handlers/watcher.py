@@ -1,19 +1,54 @@
-"""Keep the recordings index current: file-system events (watchfiles) plus a periodic full rescan as a safety net."""
+"""Keep the recordings index current: file-system events (watchfiles) or polling, per root, plus the incremental
+reconcile of folders whose mtime changed. No full rescan after the start-up walk, except when a root appears."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import logging
+import os
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from watchfiles import awatch
 
+from clipbridge.config import RecordingsConfig
 from clipbridge.handlers.index import RecordingsIndex
 
 logger = logging.getLogger(__name__)
+
+# inotify reports nothing for changes made by other machines on these.
+POLLED_FILESYSTEMS = ("nfs", "nfs4", "cifs", "smb3")
+
+
+def mount_type(path: Path, mounts: str) -> str:
+    """The file-system type of the mount holding `path`, from /proc/mounts text (longest mount point wins)."""
+    best, kind = "", ""
+    target = os.path.realpath(path)
+    for line in mounts.splitlines():
+        fields = line.split()
+        if len(fields) < 3:
+            continue
+        point = fields[1].replace("\\040", " ")
+        inside = target == point or target.startswith(point.rstrip("/") + "/")
+        if inside and len(point) >= len(best):
+            best, kind = point, fields[2]
+    return kind
+
+
+def watch_mode(setting: Literal["auto", "events", "poll"], path: Path, mounts: str) -> Literal["events", "poll"]:
+    if setting != "auto":
+        return setting
+    kind = mount_type(path, mounts)
+    return "poll" if kind in POLLED_FILESYSTEMS or kind.startswith("fuse.") else "events"
+
+
+def _read_mounts() -> str:
+    try:
+        return Path("/proc/mounts").read_text()
+    except OSError:
+        return ""  # not Linux: events everywhere
 
 
 async def watch_recordings(
@@ -21,42 +56,60 @@ async def watch_recordings(
     on_change: Callable[[set[str]], None],
     stop: asyncio.Event,
     *,
-    rescan_seconds: float,
+    config: RecordingsConfig,
+    walked: asyncio.Event,
 ) -> None:
-    """Run until `stop` is set. A root that does not exist yet (the recorder has not started) is looked for once a
-    second; when it appears the index is rescanned and the watch restarts with it."""
-    rescans = asyncio.create_task(_rescan_loop(index, on_change, stop, rescan_seconds))
+    """Run until `stop` is set. Event roots are watched from the start (events during the walk are replayed after
+    it); polling and the reconcile begin once `walked` is set. A root that does not exist yet (the recorder has
+    not started) is looked for once a second; when it appears the index is walked again and its watch starts."""
+    mounts = _read_mounts()
+    modes = [watch_mode(config.watch, root, mounts) for root in index.roots]
+    for root, mode in zip(index.roots, modes, strict=True):
+        logger.info("recordings %s: %s", root, "file-system events" if mode == "events" else
+                    f"polled every {config.poll_seconds:g} s")  # fmt: skip
+    polled = [i for i, m in enumerate(modes) if m == "poll"]
+    evented = [r for r, m in zip(index.roots, modes, strict=True) if m == "events"]
+    background = [asyncio.create_task(_reconcile_loop(index, on_change, stop, config.reconcile_seconds, walked))]
+    if polled:
+        background.append(asyncio.create_task(_poll_loop(index, on_change, stop, config.poll_seconds, polled, walked)))
     try:
-        while not stop.is_set():
-            roots = [r for r in index.roots if r.is_dir()]
-            missing = [r for r in index.roots if not r.is_dir()]
-            tasks: dict[str, asyncio.Task[Any]] = {"stop": asyncio.create_task(stop.wait())}
-            if roots:
-                tasks["watch"] = asyncio.create_task(_watch(roots, index, on_change))
-            if missing:
-                tasks["appear"] = asyncio.create_task(_until_one_exists(missing))
-            done, pending = await asyncio.wait(tasks.values(), return_when=asyncio.FIRST_COMPLETED)
-            for task in pending:
-                task.cancel()
-            await asyncio.gather(*pending, return_exceptions=True)
-            if tasks.get("appear") in done:
-                logger.info("a recordings root appeared; rescanning")
-                await asyncio.to_thread(index.scan)
-                on_change(set(index.cameras()))
-            elif tasks.get("watch") in done:
-                exc = tasks["watch"].exception()
-                logger.warning("watching %s failed (%s); relying on the rescan every %g s", roots, exc, rescan_seconds)
-                await stop.wait()
+        await _events(index, on_change, stop, evented, polled)
     finally:
-        rescans.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await rescans
+        for task in background:
+            task.cancel()
+        for task in background:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+
+async def _events(index: RecordingsIndex, on_change: Callable[[set[str]], None], stop: asyncio.Event,
+                  evented: list[Path], polled: list[int]) -> None:  # fmt: skip
+    while not stop.is_set():
+        roots = [r for r in evented if r.is_dir()]
+        missing = [r for i, r in enumerate(index.roots) if not r.is_dir() and (r in evented or i in polled)]
+        tasks: dict[str, asyncio.Task[Any]] = {"stop": asyncio.create_task(stop.wait())}
+        if roots:
+            tasks["watch"] = asyncio.create_task(_watch(roots, index, on_change))
+        if missing:
+            tasks["appear"] = asyncio.create_task(_until_one_exists(missing))
+        done, pending = await asyncio.wait(tasks.values(), return_when=asyncio.FIRST_COMPLETED)
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
+        if tasks.get("appear") in done:
+            logger.info("a recordings root appeared; walking the recordings again")
+            await asyncio.to_thread(index.scan)
+            on_change(set(index.cameras()))
+        elif tasks.get("watch") in done:
+            exc = tasks["watch"].exception()
+            logger.warning("watching %s failed (%s); relying on the reconcile", roots, exc)
+            await stop.wait()
 
 
 async def _watch(roots: list[Path], index: RecordingsIndex, on_change: Callable[[set[str]], None]) -> None:
     # step=50 ms: a burst of changes is handed over 50 ms after it stops; debounce caps a busy stream at 0.4 s.
     async for changes in awatch(*roots, debounce=400, step=50):
-        cameras = index.update_paths({Path(p) for _, p in changes})
+        cameras = await asyncio.to_thread(index.update_paths, {Path(p) for _, p in changes})
         if cameras:
             on_change(cameras)
 
@@ -66,16 +119,28 @@ async def _until_one_exists(paths: list[Path]) -> None:
         await asyncio.sleep(1.0)  # sleep-ok: one stat a second while the recorder has not created its folder
 
 
-async def _rescan_loop(
-    index: RecordingsIndex, on_change: Callable[[set[str]], None], stop: asyncio.Event, seconds: float
-) -> None:
-    # The first rescan comes 2 s after start: files written between the start-up scan and the moment the watch is
+async def _every(seconds: float, stop: asyncio.Event, first: float | None = None) -> bool:
+    """Wait `first` (else `seconds`) unless stopped; True if it is time to run."""
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(stop.wait(), timeout=seconds if first is None else first)
+    return not stop.is_set()
+
+
+async def _reconcile_loop(index: RecordingsIndex, on_change: Callable[[set[str]], None], stop: asyncio.Event,
+                          seconds: float, walked: asyncio.Event) -> None:  # fmt: skip
+    await walked.wait()
+    # The first reconcile comes 2 s after the walk: files written between the walk and the moment the watch was
     # set up produce no event (watchfiles gives no "ready" signal to wait for).
-    delay = min(2.0, seconds)
-    while not stop.is_set():
-        try:
-            await asyncio.wait_for(stop.wait(), timeout=delay)
-        except TimeoutError:
-            await asyncio.to_thread(index.scan)
-            on_change(set(index.cameras()))
-        delay = seconds
+    first: float | None = min(2.0, seconds)
+    while await _every(seconds, stop, first):
+        first = None
+        if cameras := await asyncio.to_thread(index.reconcile):
+            on_change(cameras)
+
+
+async def _poll_loop(index: RecordingsIndex, on_change: Callable[[set[str]], None], stop: asyncio.Event,
+                     seconds: float, sources: list[int], walked: asyncio.Event) -> None:  # fmt: skip
+    await walked.wait()
+    while await _every(seconds, stop):
+        if cameras := await asyncio.to_thread(index.poll, sources):
+            on_change(cameras)

@@ -36,6 +36,7 @@ STATUS_FOR_CODE = {
     "link_invalid": 403,
     "link_expired": 403,
     "storage_error": 503,
+    "index_scanning": 503,
     "shutting_down": 503,
 }
 

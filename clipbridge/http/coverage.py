@@ -62,6 +62,10 @@ Instant = Annotated[str | None, Query(description="ISO-8601 (naive: the camera's
 
 def _range(parts: Parts, camera_id: str, start: str | None, end: str | None, duration: float | None,
            default: timedelta) -> tuple[datetime, datetime]:  # fmt: skip
+    if not parts.index.has_camera(camera_id) and not parts.index.ready:
+        raise ClipError(
+            "index_scanning", "the recordings index is still being built at start-up; retry in a few seconds"
+        )
     if not parts.index.has_camera(camera_id):
         raise ClipError("unknown_camera", f"no recordings are known for camera {camera_id[:80]!r}")
     zone = parts.index.timezone_of(camera_id)

@@ -50,6 +50,7 @@ async def health(parts: PartsDep) -> JSONResponse:
     components["output_dir"] = _writable(config.clips.output_dir)
     components["storage"] = await asyncio.to_thread(parts.storage.check)  # S3: HEAD bucket
     components["ffmpeg"] = {"ok": os.access(parts.ffmpeg, os.X_OK), "detail": parts.ffmpeg}
+    components["index"] = parts.index.health()
     components["instances"] = {
         "ok": True,
         "self": parts.membership.id,
@@ -83,7 +84,7 @@ def _camera_rows(index: RecordingsIndex, now: datetime) -> list[Camera]:
         if summary is None:
             continue
         newest = summary.newest
-        last_write = max(newest.start, datetime.fromtimestamp(newest.mtime_ns / 1e9, UTC))
+        last_write = index.last_write(newest)
         try:
             last_end: str | None = iso(newest.start + timedelta(seconds=index.probe(newest).duration))
         except ClipError:
