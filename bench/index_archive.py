@@ -121,7 +121,8 @@ def child_memory(segments: int, lookups: int) -> dict[str, Any]:
             relpath = _name(SEED, camera, t0 + SEGMENT_SECONDS * j)
             parsed = codec.parse(relpath)
             assert parsed is not None
-            cam.append(parsed.start_us, 0, relpath, cam.is_plain(0, relpath, parsed.exact))
+            _, start_us, exact = parsed
+            cam.append(start_us, 0, relpath, cam.is_plain(0, relpath, exact))
         cam.finish()
     built = time.perf_counter() - started
     index._cameras = cameras

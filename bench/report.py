@@ -219,7 +219,7 @@ def _archive_rows(a: dict[str, Any], base: dict[str, Any] | None) -> list[str]:
         st = a[f"steady_{watch}"]
         live = st["live"]["latency_from_last_segment_complete"]
         lines.append(
-            f"| 6 | steady state, watch: {watch}: 1M indexed, 200 cameras each +1/-1 segment per 5 s"
+            f"| 6 | steady state, watch: {watch}: {a['seed']['files']:,} indexed, 200 cameras each +1/-1 segment per 5 s"
             f" ({st['files_changed']:,} files changed) | service CPU {100 * st['cpu_share_of_one_core']:.1f}% of a core"
             f" over {st['window_s']:.0f} s; live reply after the footage is complete: {_ms(live)}"
             f" | {live['n']:.0f} | <= {100 * t['cpu_share']:.0f}%, <= {t['live_s'] * 1000:.0f} ms | {_yes(st['met'])} |"

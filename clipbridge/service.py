@@ -149,7 +149,7 @@ class Service:
         stop_background = asyncio.Event()
         walked = asyncio.Event()
         watcher = watch_recordings(index, runner.footage_changed, stop_background, config=config.recordings,
-                                   walked=walked)  # fmt: skip
+                                   walked=walked, hurry=runner.waiting_cameras)  # fmt: skip
         tasks = [
             asyncio.create_task(_first_walk(index, runner, membership, metrics, walked, stop_background), name="walk"),
             asyncio.create_task(watcher, name="watcher"),

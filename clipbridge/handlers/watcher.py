@@ -18,6 +18,8 @@ from clipbridge.handlers.index import RecordingsIndex
 
 logger = logging.getLogger(__name__)
 
+# A live incident waits for its camera's next segment: while jobs wait, their cameras are polled this often.
+HURRY_SECONDS = 0.2
 # inotify reports nothing for changes made by other machines on these.
 POLLED_FILESYSTEMS = ("nfs", "nfs4", "cifs", "smb3")
 
@@ -58,10 +60,12 @@ async def watch_recordings(
     *,
     config: RecordingsConfig,
     walked: asyncio.Event,
+    hurry: Callable[[], set[str]] = set,
 ) -> None:
     """Run until `stop` is set. Event roots are watched from the start (events during the walk are replayed after
     it); polling and the reconcile begin once `walked` is set. A root that does not exist yet (the recorder has
-    not started) is looked for once a second; when it appears the index is walked again and its watch starts."""
+    not started) is looked for once a second; when it appears the index is walked again and its watch starts.
+    Polled cameras in `hurry()` (jobs waiting for their footage) are looked at every HURRY_SECONDS."""
     mounts = _read_mounts()
     modes = [watch_mode(config.watch, root, mounts) for root in index.roots]
     for root, mode in zip(index.roots, modes, strict=True):
@@ -71,7 +75,8 @@ async def watch_recordings(
     evented = [r for r, m in zip(index.roots, modes, strict=True) if m == "events"]
     background = [asyncio.create_task(_reconcile_loop(index, on_change, stop, config.reconcile_seconds, walked))]
     if polled:
-        background.append(asyncio.create_task(_poll_loop(index, on_change, stop, config.poll_seconds, polled, walked)))
+        loop = _poll_loop(index, on_change, stop, config.poll_seconds, polled, walked, hurry)
+        background.append(asyncio.create_task(loop))
     try:
         await _events(index, on_change, stop, evented, polled)
     finally:
@@ -107,8 +112,9 @@ async def _events(index: RecordingsIndex, on_change: Callable[[set[str]], None],
 
 
 async def _watch(roots: list[Path], index: RecordingsIndex, on_change: Callable[[set[str]], None]) -> None:
-    # step=50 ms: a burst of changes is handed over 50 ms after it stops; debounce caps a busy stream at 0.4 s.
-    async for changes in awatch(*roots, debounce=400, step=50):
+    # step=50 ms: a burst of changes is handed over 50 ms after it stops; debounce caps a busy stream at 0.1 s
+    # (200 cameras writing never stop: the cap is what a live incident waits).
+    async for changes in awatch(*roots, debounce=100, step=50):
         cameras = await asyncio.to_thread(index.update_paths, {Path(p) for _, p in changes})
         if cameras:
             on_change(cameras)
@@ -139,8 +145,18 @@ async def _reconcile_loop(index: RecordingsIndex, on_change: Callable[[set[str]]
 
 
 async def _poll_loop(index: RecordingsIndex, on_change: Callable[[set[str]], None], stop: asyncio.Event,
-                     seconds: float, sources: list[int], walked: asyncio.Event) -> None:  # fmt: skip
+                     seconds: float, sources: list[int], walked: asyncio.Event,
+                     hurry: Callable[[], set[str]]) -> None:  # fmt: skip
     await walked.wait()
-    while await _every(seconds, stop):
-        if cameras := await asyncio.to_thread(index.poll, sources):
+    loop = asyncio.get_running_loop()
+    due = loop.time() + seconds
+    while await _every(min(seconds, HURRY_SECONDS), stop):
+        if loop.time() >= due:
+            due = loop.time() + seconds
+            cameras = await asyncio.to_thread(index.poll, sources)
+        elif waiting := hurry():
+            cameras = await asyncio.to_thread(index.poll, sources, waiting)
+        else:
+            continue
+        if cameras:
             on_change(cameras)

@@ -77,6 +77,9 @@ class IndexBase:
         return [s.root for s in self._sources]
 
     def _segment(self, camera_id: str, cam: CameraSegments, i: int) -> SegmentFile:
+        if not cam.odd:  # every name is the rendering of its start
+            source = self._sources[cam.source]
+            return SegmentFile(camera_id, to_datetime(cam.starts[i]), source.root, None, source.codec, cam.ext)
         e = cam.entry(i)
         source = self._sources[e.source]
         return SegmentFile(camera_id, to_datetime(e.start_us), source.root, e.relpath, source.codec, cam.ext)

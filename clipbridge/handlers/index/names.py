@@ -27,7 +27,8 @@ _UNKNOWN = (0, False)  # not in the hour cache yet (compared by identity)
 
 
 def to_datetime(us: int) -> datetime:
-    return EPOCH + timedelta(microseconds=us)
+    # Exact: a double holds epoch seconds to 0.24 us until 2106, and fromtimestamp rounds to the microsecond.
+    return datetime.fromtimestamp(us / 1e6, UTC)
 
 
 def to_us(t: datetime) -> int:

@@ -172,17 +172,18 @@ class RecordingsIndex(IndexBase):
                     touched |= self._reconcile(*key)
         return touched
 
-    def poll(self, sources: Iterable[int]) -> set[str]:
+    def poll(self, sources: Iterable[int], cameras: set[str] | None = None) -> set[str]:
         """Storage without events: each camera's newest folder and its parents (a new hour or day folder), the
-        roots (a new camera), and the newest segments (growing, or closed); returns the cameras that changed."""
+        roots (a new camera), and the newest segments (growing, or closed); returns the cameras that changed.
+        With `cameras`, only theirs (no roots)."""
         if not self.ready:
             return set()
         wanted = set(sources)
-        keys: set[tuple[int, str]] = {(i, "") for i in wanted}
+        keys: set[tuple[int, str]] = {(i, "") for i in wanted} if cameras is None else set()
         newest: dict[str, SegmentFile] = {}
         with self._lock:
             for camera_id, cam in self._cameras.items():
-                if len(cam) and cam.source in wanted:
+                if len(cam) and cam.source in wanted and (cameras is None or camera_id in cameras):
                     seg = newest[camera_id] = self._segment(camera_id, cam, len(cam) - 1)
                     parts = seg.path.relative_to(self._sources[cam.source].root).as_posix().split("/")[:-1]
                     keys.update((cam.source, "/".join(parts[:n])) for n in range(1, len(parts) + 1))
