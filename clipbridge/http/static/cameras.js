@@ -26,6 +26,13 @@ export function camerasView(main) {
     h("h1", {}, "Cameras"),
     h("div", { class: "filters" }, h("div", { class: "field" }, h("label", { for: "range" }, "Coverage shown"), range)),
     summary,
+    h(
+      "ul",
+      { class: "legend cameras-legend" },
+      h("li", {}, h("span", { class: "key span" }), "footage"),
+      h("li", {}, h("span", { class: "key gap" }), "no footage (gap)"),
+      h("li", {}, "Click the bar, or type a moment, to export it ±15 s."),
+    ),
     list,
   );
   range.addEventListener("change", () => {
@@ -36,7 +43,10 @@ export function camerasView(main) {
     try {
       const cameras = await getJSON("/cameras");
       if (stopped) return;
-      summary.textContent = cameras.length ? `${cameras.length} cameras. Stale: no new segment for over ${STALE_SECONDS} s.` : "No cameras: no recordings found yet.";
+      const stale = cameras.filter((c) => c.seconds_since_last_segment > STALE_SECONDS).length;
+      summary.textContent = cameras.length
+        ? `${cameras.length} cameras, ${stale} stale (no new segment for over ${STALE_SECONDS} s).`
+        : "No cameras: no recordings found yet.";
       for (const camera of cameras) {
         let card = cards.get(camera.camera_id);
         if (!card) {
@@ -66,6 +76,7 @@ function makeCard(first, range, urls) {
   const id = camera.camera_id;
   const safe = id.replace(/[^A-Za-z0-9_-]/g, "_");
   const live = h("p", { class: "live" });
+  const facts = h("p", { class: "facts-line" });
   const barBox = h("div", { class: "bar-box" }, h("p", {}, "Loading coverage…"));
   const gapList = h("details", { class: "gaps" });
   const at = h("input", { id: `at-${safe}`, type: "datetime-local", step: "1", required: true });
@@ -81,6 +92,7 @@ function makeCard(first, range, urls) {
     { class: "camera-card", dataset: { cameraId: id } },
     h("h2", {}, id),
     live,
+    facts,
     barBox,
     gapList,
     form,
@@ -96,10 +108,10 @@ function makeCard(first, range, urls) {
     const endIso = new Date(end).toISOString();
     try {
       const timeline = await getJSON(`/cameras/${encodeURIComponent(id)}/timeline${query({ start: startIso, end: endIso })}`);
-      const label = `Coverage of ${id} from ${localTime(startIso)} to ${localTime(endIso)}: ${timeline.gaps.length} gaps`;
+      const label = `Coverage of ${id} from ${localTime(startIso)} to ${localTime(endIso)}: ${gapCount(timeline.gaps.length)}`;
       barBox.replaceChildren(coverageBar(timeline, startIso, endIso, (ms) => exportAt(ms), label));
       gapList.replaceChildren(
-        h("summary", {}, timeline.gaps.length ? `${timeline.gaps.length} gaps in this range` : "No gaps in this range"),
+        h("summary", {}, timeline.gaps.length ? `${gapCount(timeline.gaps.length)} in this range` : "No gaps in this range"),
         h("ul", {}, timeline.gaps.map((g) => h("li", {}, timeEl(g.start), " to ", timeEl(g.end), ` (${duration(g.seconds)}, ${g.reason})`))),
       );
     } catch (exc) {
@@ -121,7 +133,7 @@ function makeCard(first, range, urls) {
       urls.push(url);
       const name = `${id}_${localTime(new Date(ms).toISOString()).replace(/[-: ]/g, "")}.mp4`;
       result.replaceChildren(
-        h("p", {}, `${id}, ${localTime(startIso)} to ${localTime(endIso, false)}`, gaps ? ` (${gaps} ${gaps === 1 ? "gap" : "gaps"})` : ""),
+        h("p", {}, `${id}, ${localTime(startIso)} to ${localTime(endIso, false)}`, gaps ? ` (${gapCount(gaps)})` : ""),
         h("video", { class: "export-video", controls: true, preload: "metadata", playsinline: true, src: url, "aria-label": `Export of ${id} around ${localTime(new Date(ms).toISOString())}` }),
         h("p", {}, h("a", { class: "button", href: url, download: name }, "Download the export")),
       );
@@ -146,12 +158,14 @@ function makeCard(first, range, urls) {
     el.classList.toggle("stale", stale);
     live.replaceChildren(
       stale ? h("span", { class: "badge stale" }, "stale") : h("span", { class: "badge live-ok" }, "live"),
-      ` last segment ${duration(seconds)} ago`,
-      stale ? ` (no new segment for over ${STALE_SECONDS} s)` : "",
-      `; ${camera.segments} segments, newest footage until `,
-      timeEl(camera.last_end || camera.last_segment_start),
+      stale ? ` no new segment for ${duration(seconds)}` : ` last segment ${duration(seconds)} ago`,
     );
+    facts.replaceChildren(`${camera.segments} segments; footage until `, timeEl(camera.last_end || camera.last_segment_start));
   }
 
   return { el, draw, update };
+}
+
+function gapCount(n) {
+  return `${n} ${n === 1 ? "gap" : "gaps"}`;
 }

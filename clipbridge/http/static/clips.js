@@ -1,7 +1,7 @@
 // #/ : the clips, newest first, with filters; polled every 2 s, rows keyed by clip_id and changed in place.
 
 import { getJSON, query } from "./api.js";
-import { STATUSES, announce, fromLocalInput, gapBadge, h, localTime, statusBadge, timeEl } from "./util.js";
+import { STATUSES, announce, duration, fromLocalInput, gapBadge, h, localTime, statusBadge, timeEl } from "./util.js";
 
 const POLL_MS = 2000;
 const PAGE = 50;
@@ -149,6 +149,7 @@ export function clipsView(main) {
         { class: "facts" },
         h("span", { class: "camera" }, item.camera_id),
         h("span", { class: "when" }, timeEl(item.timestamp)),
+        h("span", { class: "length" }, item.duration_seconds ? duration(item.duration_seconds) : ""),
         h("span", { class: "badges" }, statusBadge(item.status), gapBadge(item.gaps)),
         item.error ? h("span", { class: "why" }, item.error.message) : null,
       ),
