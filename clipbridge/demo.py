@@ -145,6 +145,7 @@ def run_demo(config: Config, config_path: Path) -> int:
             size = len(response.read())
         _say("done", f"status {reply['status']}; download: {url} ({size} bytes)")
         _say("done", f"clipbridge keeps running: {config.public_url}/docs, /clips, /metrics. Ctrl-C stops.")
+        _say("done", f"the page (clips, cameras, this clip playing): {config.public_url}/")
         signal.signal(signal.SIGTERM, _interrupt)
         while True:
             signal.pause()
