@@ -158,6 +158,11 @@ def test_the_list_shows_the_clip_with_its_snapshot_and_the_clip_plays_and_seeks(
     expect(page.locator("a", has_text="Download")).to_have_attribute("href", re.compile(signed))
     expect(page.locator(".annotations a")).to_have_text(["JSON", "YAML", "TXT"])
     shot(page, "clip-desktop")
+    page.context.grant_permissions(["clipboard-read", "clipboard-write"])
+    page.get_by_role("button", name="Copy link").click()
+    expect(page.locator("#status")).to_have_text("Link copied.")
+    copied = page.evaluate("navigator.clipboard.readText()")
+    assert re.fullmatch(signed, copied), copied
 
     phone = open_page(f"{service.base_url}/", phone=True)
     phone_row = phone.locator(f'li.clip[data-clip-id="{clip["clip_id"]}"]')
@@ -168,6 +173,13 @@ def test_the_list_shows_the_clip_with_its_snapshot_and_the_clip_plays_and_seeks(
     phone_row.locator("a").click()
     wait_video(phone, "video", 1)
     assert phone.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+    # Without a clipboard (plain http on another host is no secure context), the link is shown selected instead.
+    phone.evaluate("Object.defineProperty(navigator, 'clipboard', {value: undefined})")
+    phone.get_by_role("button", name="Copy link").click()
+    shown = phone.get_by_label(re.compile("^Link"))
+    expect(shown).to_be_focused()
+    expect(shown).to_have_value(re.compile(signed))
+    assert shown.evaluate("i => i.readOnly && i.selectionStart === 0 && i.selectionEnd === i.value.length")
     shot(phone, "clip-phone")
 
 
