@@ -8,7 +8,8 @@ const ms = (iso) => new Date(iso).getTime();
 function block(cls, start, end, lo, hi, attrs = {}) {
   const left = percent(start, lo, hi);
   const width = Math.max(0, percent(end, lo, hi) - left);
-  return h("div", { class: cls, style: { left: `${left}%`, width: `${width}%` }, ...attrs });
+  // A block narrower than its CSS min-width at the right edge moves left to stay inside the bar.
+  return h("div", { class: cls, style: { left: `min(${left}%, calc(100% - 3px))`, width: `${width}%` }, ...attrs });
 }
 
 function marker(cls, at, lo, hi, attrs = {}) {

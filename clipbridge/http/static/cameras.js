@@ -45,7 +45,7 @@ export function camerasView(main) {
       if (stopped) return;
       const stale = cameras.filter((c) => c.seconds_since_last_segment > STALE_SECONDS).length;
       summary.textContent = cameras.length
-        ? `${cameras.length} cameras, ${stale} stale (no new segment for over ${STALE_SECONDS} s).`
+        ? `${cameras.length} ${cameras.length === 1 ? "camera" : "cameras"}, ${stale} stale (no new segment for over ${STALE_SECONDS} s).`
         : "No cameras: no recordings found yet.";
       for (const camera of cameras) {
         let card = cards.get(camera.camera_id);
@@ -160,7 +160,9 @@ function makeCard(first, range, urls) {
       stale ? h("span", { class: "badge stale" }, "stale") : h("span", { class: "badge live-ok" }, "live"),
       stale ? ` no new segment for ${duration(seconds)}` : ` last segment ${duration(seconds)} ago`,
     );
-    facts.replaceChildren(`${camera.segments} segments; footage until `, timeEl(camera.last_end || camera.last_segment_start));
+    const last = camera.last_end || camera.last_segment_start;
+    const sameDay = localTime(camera.first_start).slice(0, 10) === localTime(last).slice(0, 10);
+    facts.replaceChildren(`${camera.segments} ${camera.segments === 1 ? "segment" : "segments"}, footage from `, timeEl(camera.first_start), " to ", timeEl(last, !sameDay));
   }
 
   return { el, draw, update };
