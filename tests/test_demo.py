@@ -86,6 +86,10 @@ def test_demo_prints_a_done_reply_for_a_live_incident_and_stops_cleanly(tmp_path
     shutil.copy(ROOT / "config.yaml", tmp_path / "config.yaml")
     (tmp_path / "mosquitto").mkdir()
     shutil.copy(ROOT / "mosquitto" / "dev.conf", tmp_path / "mosquitto" / "dev.conf")
+    # A past run's logs (they are appended to): the demo must wait for this run's camera and service.
+    (tmp_path / "data" / "demo").mkdir(parents=True)
+    (tmp_path / "data" / "demo" / "camera.log").write_text("closed camera1/camera1_20250101_000000.mp4\n")
+    (tmp_path / "data" / "demo" / "service.log").write_text("... MQTT subscribed to cameras/+/incidents\n")
     http = free_port()
     env = {
         **os.environ,
