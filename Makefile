@@ -13,8 +13,9 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 # System programs the tests use: mosquitto and PostgreSQL (required: the tests start their own broker and their own
-# throwaway cluster) and Debian's docker-compose v1 (optional: validates docker-compose.yml offline; without it that
-# one test is skipped).
+# throwaway cluster), Debian's docker-compose v1 (optional: validates docker-compose.yml offline; without it that
+# one test is skipped) and Debian's chromium with a font (optional: the page's browser tests drive it by path; without
+# it they are skipped, saying why).
 # Installed with apt-get when root, else we say what to install.
 APT := DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends
 deps-system:
@@ -39,6 +40,15 @@ deps-system:
 	@if ! command -v docker-compose >/dev/null 2>&1 && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
 	  echo "installing docker-compose (v1, for offline validation of docker-compose.yml) with apt-get"; \
 	  { apt-get update -qq && $(APT) docker-compose; } || echo "docker-compose could not be installed: its test is skipped"; \
+	fi
+	@if ! command -v chromium >/dev/null 2>&1 || [ ! -e /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ]; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "installing chromium and fonts-dejavu-core (the page's browser tests) with apt-get"; \
+	    { apt-get update -qq && $(APT) chromium fonts-dejavu-core; } \
+	      || echo "chromium could not be installed: the browser tests (tests/test_page.py) are skipped"; \
+	  else \
+	    echo "chromium is missing: the browser tests are skipped (Debian: sudo apt-get install chromium fonts-dejavu-core)"; \
+	  fi; \
 	fi
 
 test: $(STAMP) deps-system

@@ -44,11 +44,24 @@ def _wait(what: str, until: datetime, step: str) -> None:
         time.sleep(min(left, 1.0))
 
 
-def _first_segment_start(log: Path, layout: Layout, started: datetime) -> datetime:
+def _since(log: Path, offset: int) -> str:
+    """What a log (appended to by every run) got after `offset`: this run's lines only."""
+    if not log.exists():
+        return ""
+    with log.open("rb") as f:
+        f.seek(offset)
+        return f.read().decode(errors="replace")
+
+
+def _size(log: Path) -> int:
+    return log.stat().st_size if log.exists() else 0
+
+
+def _first_segment_start(log: Path, offset: int, layout: Layout, started: datetime) -> datetime:
     """When the simulator's first closed segment starts, from its name (as clipbridge will read it)."""
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
-        for line in log.read_text(errors="replace").splitlines() if log.exists() else []:
+        for line in _since(log, offset).splitlines():
             if line.startswith("closed "):
                 parsed = layout.parse(line.split()[1])
                 if parsed is not None:
@@ -104,18 +117,20 @@ def run_demo(config: Config, config_path: Path) -> int:
         _say("2/5", f"camera: simulating {CAMERA}, 5 s segments in real time into {source.root} "
                     "(log: data/demo/camera.log)")  # fmt: skip
         started = datetime.now(UTC)
+        camera_from, service_from = _size(logs / "camera.log"), _size(logs / "service.log")  # a past run's lines
         spawn([*cli, "simulate-camera", "--camera", CAMERA], logs / "camera.log")
 
         _say("3/5", f"service: clipbridge run, HTTP on {config.public_url} (log: data/demo/service.log)")
         service = spawn([*cli, "run"], logs / "service.log")
         service_log = logs / "service.log"
         deadline = time.monotonic() + 60
-        while "MQTT subscribed" not in service_log.read_text(errors="replace"):
+        while "MQTT subscribed" not in _since(service_log, service_from):
             if service.poll() is not None or time.monotonic() > deadline:
                 raise ClipError("config_error", "clipbridge run did not start: see data/demo/service.log")
             time.sleep(0.2)
 
-        first = _first_segment_start(logs / "camera.log", Layout.create(source.layout, source.timezone), started)
+        layout = Layout.create(source.layout, source.timezone)
+        first = _first_segment_start(logs / "camera.log", camera_from, layout, started)
         _wait(f"waiting for {PRE} s of footage before the incident", first + timedelta(seconds=PRE + 1), "4/5")
 
         now = datetime.now(UTC).replace(microsecond=0)
@@ -145,6 +160,7 @@ def run_demo(config: Config, config_path: Path) -> int:
             size = len(response.read())
         _say("done", f"status {reply['status']}; download: {url} ({size} bytes)")
         _say("done", f"clipbridge keeps running: {config.public_url}/docs, /clips, /metrics. Ctrl-C stops.")
+        _say("done", f"the page (clips, cameras, this clip playing): {config.public_url}/")
         signal.signal(signal.SIGTERM, _interrupt)
         while True:
             signal.pause()

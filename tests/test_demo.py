@@ -10,6 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import httpx
 import pytest
 import yaml
 
@@ -85,6 +86,10 @@ def test_demo_prints_a_done_reply_for_a_live_incident_and_stops_cleanly(tmp_path
     shutil.copy(ROOT / "config.yaml", tmp_path / "config.yaml")
     (tmp_path / "mosquitto").mkdir()
     shutil.copy(ROOT / "mosquitto" / "dev.conf", tmp_path / "mosquitto" / "dev.conf")
+    # A past run's logs (they are appended to): the demo must wait for this run's camera and service.
+    (tmp_path / "data" / "demo").mkdir(parents=True)
+    (tmp_path / "data" / "demo" / "camera.log").write_text("closed camera1/camera1_20250101_000000.mp4\n")
+    (tmp_path / "data" / "demo" / "service.log").write_text("... MQTT subscribed to cameras/+/incidents\n")
     http = free_port()
     env = {
         **os.environ,
@@ -98,7 +103,9 @@ def test_demo_prints_a_done_reply_for_a_live_incident_and_stops_cleanly(tmp_path
     )  # fmt: skip
     log = LogWatcher(proc.stdout)
     try:
-        log.wait_for("[done] clipbridge keeps running", timeout=120)
+        log.wait_for(f"[done] the page (clips, cameras, this clip playing): http://127.0.0.1:{http}/", timeout=120)
+        page = httpx.get(f"http://127.0.0.1:{http}/", timeout=30)
+        assert page.status_code == 200 and "/ui/app.js" in page.text
     finally:
         os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C reaches the whole process group, as in a terminal
         code = proc.wait(timeout=60)

@@ -25,7 +25,7 @@ from clipbridge.handlers.signing import check
 from clipbridge.handlers.storage.base import ClipStorage
 from clipbridge.handlers.storage.local import LocalStorage
 from clipbridge.handlers.store import Store
-from clipbridge.http import clips, coverage, files, status
+from clipbridge.http import clips, coverage, files, page, status
 from clipbridge.http.deps import BrokerState, Parts
 from clipbridge.metrics import Metrics
 
@@ -100,4 +100,5 @@ def create_app(
     app.include_router(status.cameras_router, dependencies=guarded)
     app.include_router(coverage.router, dependencies=guarded)
     app.include_router(status.router)
+    app.include_router(page.router)  # the page itself is open: its API calls carry the token
     return app
