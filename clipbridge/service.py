@@ -116,7 +116,7 @@ class Service:
         await store.open()
         logger.info("job store: %s (%s)", store.describe(), "shared" if store.shared else "this instance only")
         index = RecordingsIndex(config=config.recordings)
-        metrics.bind_index(lambda: (index.status.walks, index.status.folders_listed))
+        metrics.bind_index(lambda: (index.status.walks, index.folders_listed))
         ffmpeg = resolve_ffmpeg(config.clips.ffmpeg)
         clipper = Clipper(index=index, clips=config.clips, recordings=config.recordings, ffmpeg=ffmpeg)
         if removed := clipper.remove_temp_files():
@@ -151,7 +151,6 @@ class Service:
         watcher = watch_recordings(index, runner.footage_changed, stop_background, config=config.recordings,
                                    walked=walked, hurry=runner.waiting_cameras)  # fmt: skip
         tasks = [
-            asyncio.create_task(_first_walk(index, runner, membership, metrics, walked, stop_background), name="walk"),
             asyncio.create_task(watcher, name="watcher"),
             asyncio.create_task(
                 retention_loop(
@@ -194,6 +193,8 @@ class Service:
                 uvicorn.Config(app, log_config=None, access_log=False, timeout_graceful_shutdown=HTTP_GRACE_SECONDS)
             )
             tasks.append(asyncio.create_task(server.serve(sockets=[sock]), name="http"))
+        walk = _first_walk(index, runner, membership, metrics, walked, stop_background)
+        tasks.append(asyncio.create_task(walk, name="walk"))
         for task in [*tasks, *([intake] if intake else [])]:
             task.add_done_callback(_report_death)
         self._running = _Running(store, clipper, runner, membership, bridge, outbox, intake, server, tasks,

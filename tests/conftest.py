@@ -192,7 +192,8 @@ def start_service(
 ) -> Iterator[Callable[..., Service]]:
     services: list[Service] = []
 
-    def start(*, env_extra: dict[str, str] | None = None, wait_mqtt: bool = True, **overrides: object) -> Service:
+    def start(*, env_extra: dict[str, str] | None = None, wait_mqtt: bool = True, wait_index: bool = True,
+              **overrides: object) -> Service:  # fmt: skip
         sources = overrides.pop("recordings__sources", None) or [
             *footage.sources(),
             {"root": str(live_root), "layout": SEED_LAYOUT, "timezone": "UTC"},
@@ -212,7 +213,7 @@ def start_service(
         env = {**config_env(tmp_path, sources, **settings), **(env_extra or {})}
         service = Service(env, tmp_path)
         services.append(service)
-        service.start(wait_mqtt=wait_mqtt)
+        service.start(wait_mqtt=wait_mqtt, wait_index=wait_index)
         return service
 
     yield start

@@ -207,7 +207,7 @@ class Service:
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self.http_port}"
 
-    def start(self, *, wait_mqtt: bool = True) -> None:
+    def start(self, *, wait_mqtt: bool = True, wait_index: bool = True) -> None:
         env = {**os.environ, **self.env}
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "clipbridge", "run"],
@@ -220,6 +220,10 @@ class Service:
         self.log.wait_for("clipbridge running", timeout=60)  # the HTTP socket is listening by then
         if wait_mqtt:
             self.log.wait_for("MQTT subscribed", timeout=30)  # before SUBACK an event would find no subscriber
+        if wait_index:
+            # The start-up walk runs beside intake: until it is done an unknown camera's event waits for it (and
+            # then fails) instead of being rejected at once. Tests start from the settled state.
+            self.log.wait_for("recordings index:", timeout=60)
 
     def stop(self) -> int:
         if self.proc and self.proc.poll() is None:

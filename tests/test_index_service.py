@@ -52,6 +52,7 @@ def test_an_incident_during_the_start_up_walk_waits_for_it_and_completes(start_s
     os.mkfifo(release)
     service = start_service(
         env_extra={"CLIPBRIDGE_TEST_HOLD_AT": "walk_before_ready", "CLIPBRIDGE_TEST_RELEASE": str(release)},
+        wait_index=False,
         mqtt__publish_accepted=True,
     )
     health = httpx.get(f"{service.base_url}/health", timeout=10)

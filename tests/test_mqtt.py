@@ -271,7 +271,7 @@ def test_recordings_root_created_after_start_is_watched(start_service, broker, p
         cut_points=[5.0, 10.0, 15.0, 20.0],
     )
     assert service.log is not None
-    service.log.wait_for("a recordings root appeared", timeout=30)
+    service.log.wait_for("a recordings root appeared: walked", timeout=30)  # logged once the walk is done
     client = TestClient(broker.port, subscribe=[f"{prefix}/late"])
     event = {"camera_id": "late1", "timestamp": (now - timedelta(seconds=8)).isoformat(), "duration": 10}
     client.publish(f"{prefix}/clips/requests", event, response_topic=f"{prefix}/late")

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
 
-from watchfiles import awatch
+from watchfiles import Change, awatch
 
 from clipbridge.config import RecordingsConfig
 from clipbridge.handlers.index import RecordingsIndex
@@ -62,9 +62,9 @@ async def watch_recordings(
     walked: asyncio.Event,
     hurry: Callable[[], set[str]] = set,
 ) -> None:
-    """Run until `stop` is set. Event roots are watched from the start (events during the walk are replayed after
-    it); polling and the reconcile begin once `walked` is set. A root that does not exist yet (the recorder has
-    not started) is looked for once a second; when it appears the index is walked again and its watch starts.
+    """Run until `stop` is set; watching, polling and the reconcile begin once `walked` is set (what changed during
+    the walk is found by the first reconcile, 2 s later). A root that does not exist yet (the recorder has not
+    started) is looked for once a second; when it appears the index is walked again and its watch starts.
     Polled cameras in `hurry()` (jobs waiting for their footage) are looked at every HURRY_SECONDS."""
     mounts = _read_mounts()
     modes = [watch_mode(config.watch, root, mounts) for root in index.roots]
@@ -72,12 +72,13 @@ async def watch_recordings(
         logger.info("recordings %s: %s", root, "file-system events" if mode == "events" else
                     f"polled every {config.poll_seconds:g} s")  # fmt: skip
     polled = [i for i, m in enumerate(modes) if m == "poll"]
-    evented = [r for r, m in zip(index.roots, modes, strict=True) if m == "events"]
+    evented = [i for i, m in enumerate(modes) if m == "events"]
     background = [asyncio.create_task(_reconcile_loop(index, on_change, stop, config.reconcile_seconds, walked))]
     if polled:
         loop = _poll_loop(index, on_change, stop, config.poll_seconds, polled, walked, hurry)
         background.append(asyncio.create_task(loop))
     try:
+        await walked.wait()
         await _events(index, on_change, stop, evented, polled)
     finally:
         for task in background:
@@ -88,36 +89,47 @@ async def watch_recordings(
 
 
 async def _events(index: RecordingsIndex, on_change: Callable[[set[str]], None], stop: asyncio.Event,
-                  evented: list[Path], polled: list[int]) -> None:  # fmt: skip
+                  evented: list[int], polled: list[int]) -> None:  # fmt: skip
+    restarted = False
     while not stop.is_set():
-        roots = [r for r in evented if r.is_dir()]
-        missing = [r for i, r in enumerate(index.roots) if not r.is_dir() and (r in evented or i in polled)]
+        folders = index.live_folders(evented)
+        missing = [r for i, r in enumerate(index.roots) if not r.is_dir() and (i in evented or i in polled)]
         tasks: dict[str, asyncio.Task[Any]] = {"stop": asyncio.create_task(stop.wait())}
-        if roots:
-            tasks["watch"] = asyncio.create_task(_watch(roots, index, on_change))
+        if folders:
+            tasks["watch"] = asyncio.create_task(_watch(folders, index, on_change, evented, restarted))
         if missing:
             tasks["appear"] = asyncio.create_task(_until_one_exists(missing))
         done, pending = await asyncio.wait(tasks.values(), return_when=asyncio.FIRST_COMPLETED)
         for task in pending:
             task.cancel()
         await asyncio.gather(*pending, return_exceptions=True)
+        restarted = True
         if tasks.get("appear") in done:
-            logger.info("a recordings root appeared; walking the recordings again")
-            await asyncio.to_thread(index.scan)
+            found = await asyncio.to_thread(index.scan)
+            logger.info("a recordings root appeared: walked the recordings again, %d segments", found)
             on_change(set(index.cameras()))
-        elif tasks.get("watch") in done:
-            exc = tasks["watch"].exception()
-            logger.warning("watching %s failed (%s); relying on the reconcile", roots, exc)
+        elif tasks.get("watch") in done and (exc := tasks["watch"].exception()) is not None:
+            logger.warning("watching %d folders failed (%s); relying on the reconcile", len(folders), exc)
             await stop.wait()
 
 
-async def _watch(roots: list[Path], index: RecordingsIndex, on_change: Callable[[set[str]], None]) -> None:
+async def _watch(folders: set[str], index: RecordingsIndex, on_change: Callable[[set[str]], None],
+                 evented: list[int], restarted: bool) -> None:  # fmt: skip
+    """Watch the live end of the recordings, each folder on its own (a recursive watch of a million files takes
+    seconds to set up, holding the GIL); returns when the live end moved (a new camera, a new hour's folder).
+    Older folders only lose files to retention: the reconcile finds that."""
     # step=50 ms: a burst of changes is handed over 50 ms after it stops; debounce caps a busy stream at 0.1 s
     # (200 cameras writing never stop: the cap is what a live incident waits).
-    async for changes in awatch(*roots, debounce=100, step=50):
+    async for changes in awatch(*folders, debounce=100, step=50, recursive=False, rust_timeout=1000,
+                                yield_on_timeout=True):  # fmt: skip
+        if restarted:  # files written while the watch was set up again have no event: list what changed
+            restarted = False
+            changes = changes | {(Change.modified, p) for p in folders}
         cameras = await asyncio.to_thread(index.update_paths, {Path(p) for _, p in changes})
         if cameras:
             on_change(cameras)
+        if index.live_folders(evented) != folders:
+            return
 
 
 async def _until_one_exists(paths: list[Path]) -> None:

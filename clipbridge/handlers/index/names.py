@@ -53,6 +53,8 @@ class NameCodec:
         self._other = "f_epoch" in index or "f_tz" in index  # parsed the slow way, never rebuilt
         tokens = _TOKEN.findall(layout.pattern)
         self.exact = not self._other and all(t == "{camera_id}" or t == "%%" or t in _FIXED for t in tokens)
+        # Names to the second: a recorder's next name can be guessed from its last one and its segment length.
+        self.predictable = self.exact and self._has_s and not self._has_f
         self._pieces = [p for p in re.split(f"({_TOKEN.pattern})", layout.pattern) if p]
         folder = layout.pattern.rpartition("/")[0]
         self.folder_depth = folder.count("/") + 1 if folder else 0

@@ -13,7 +13,7 @@ from clipbridge.handlers.index.names import NameCodec
 
 logger = logging.getLogger(__name__)
 
-PROGRESS_SECONDS = 3.0
+PROGRESS_SECONDS = 2.0
 # A folder changed this recently may change again within the same file-system timestamp tick: its mtime is not
 # trusted (it is listed again next time), as git treats a "racily clean" index entry.
 RACY_NS = 100_000_000
@@ -28,6 +28,7 @@ class Folder:
     mtime_ns: int
     children: set[str] = field(default_factory=set)  # sub-folder names
     cameras: set[str] = field(default_factory=set)  # cameras with segments here
+    polled_ns: int = -1  # the mtime a poll last looked at by name (the reconcile lists it later)
 
 
 @dataclass(frozen=True, slots=True)
