@@ -28,6 +28,7 @@ def test_with_polling_a_live_incident_is_answered_without_a_full_rescan(start_se
     service = start_service(recordings__watch="poll", recordings__reconcile_seconds=3600, mqtt__publish_accepted=True)
     assert service.log is not None
     service.log.wait_for(f"recordings {live_root}: polled every 1 s", timeout=30)
+    service.log.wait_for("first reconcile after the walk", timeout=30)  # the next is an hour away
     client = TestClient(broker.port, subscribe=[f"{prefix}/poll"])
     now = datetime.now(UTC).replace(microsecond=0)
     event = {"camera_id": "live1", "timestamp": now.isoformat(), "pre_seconds": 4, "post_seconds": 2}
@@ -70,3 +71,28 @@ def test_an_incident_during_the_start_up_walk_waits_for_it_and_completes(start_s
     assert (done["clip_id"], done["status"]) == (accepted["clip_id"], "done")
     index = httpx.get(f"{service.base_url}/health", timeout=10).json()["components"]["index"]
     assert index["state"] == "ready" and index["segments"] > 0
+
+
+def test_with_events_a_camera_added_after_start_is_watched_and_answers_live(start_service, broker, prefix, live_root,
+                                                                             ffmpeg):  # fmt: skip
+    # The watch covers the live end folder by folder: a new camera's folder must join it for its later segments
+    # to be seen. The reconcile is pushed out of the test's reach: only events can find them.
+    service = start_service(recordings__watch="events", recordings__reconcile_seconds=3600, mqtt__publish_accepted=True)
+    assert service.log is not None
+    service.log.wait_for("first reconcile after the walk", timeout=30)  # the next is an hour away
+    layout = Layout.create(SEED_LAYOUT)
+    now = datetime.now(UTC).replace(microsecond=0)
+    record_segments(ffmpeg, root=live_root, layout=layout, camera_id="fresh1", start=now - timedelta(seconds=30),
+                    cut_points=[5.0])  # fmt: skip
+    poll(lambda: any(c["camera_id"] == "fresh1" for c in httpx.get(f"{service.base_url}/cameras", timeout=10).json()),
+         timeout=30)  # fmt: skip
+    client = TestClient(broker.port, subscribe=[f"{prefix}/fresh"])
+    event = {"camera_id": "fresh1", "timestamp": now.isoformat(), "pre_seconds": 4, "post_seconds": 2}
+    client.publish(f"{prefix}/clips/requests", event, response_topic=f"{prefix}/fresh")
+    accepted = client.expect_json(timeout=30)
+    assert accepted["status"] == "waiting"
+    record_segments(ffmpeg, root=live_root, layout=layout, camera_id="fresh1", start=now - timedelta(seconds=10),
+                    cut_points=[5.0, 10.0, 15.0, 20.0])  # fmt: skip
+    done = client.expect_json(timeout=60)
+    assert (done["clip_id"], done["status"], done["gaps"]) == (accepted["clip_id"], "done", [])
+    assert _metric(service.base_url, "recordings_walks_total") == 1

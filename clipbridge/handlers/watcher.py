@@ -120,16 +120,21 @@ async def _watch(folders: set[str], index: RecordingsIndex, on_change: Callable[
     Older folders only lose files to retention: the reconcile finds that."""
     # step=50 ms: a burst of changes is handed over 50 ms after it stops; debounce caps a busy stream at 0.1 s
     # (200 cameras writing never stop: the cap is what a live incident waits).
+    version = index.folders_version
     async for changes in awatch(*folders, debounce=100, step=50, recursive=False, rust_timeout=1000,
                                 yield_on_timeout=True):  # fmt: skip
         if restarted:  # files written while the watch was set up again have no event: list what changed
             restarted = False
             changes = changes | {(Change.modified, p) for p in folders}
+        if not changes:
+            continue
         cameras = await asyncio.to_thread(index.update_paths, {Path(p) for _, p in changes})
         if cameras:
             on_change(cameras)
-        if index.live_folders(evented) != folders:
-            return
+        if index.folders_version != version:
+            if index.live_folders(evented) != folders:
+                return
+            version = index.folders_version
 
 
 async def _until_one_exists(paths: list[Path]) -> None:
@@ -151,8 +156,12 @@ async def _reconcile_loop(index: RecordingsIndex, on_change: Callable[[set[str]]
     # set up produce no event (watchfiles gives no "ready" signal to wait for).
     first: float | None = min(2.0, seconds)
     while await _every(seconds, stop, first):
-        first = None
-        if cameras := await asyncio.to_thread(index.reconcile):
+        listed = index.folders_listed
+        cameras = await asyncio.to_thread(index.reconcile)
+        if first is not None:
+            logger.info("first reconcile after the walk: %d folder(s) listed again", index.folders_listed - listed)
+            first = None
+        if cameras:
             on_change(cameras)
 
 

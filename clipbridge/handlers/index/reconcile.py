@@ -28,6 +28,7 @@ class Reconciler(IndexBase):
         self._folders: dict[tuple[int, str], Folder] = {}
         self._sync = threading.Lock()  # one change pass at a time: events, reconcile, poll
         self.folders_listed = 0
+        self.folders_version = 0  # changes when folders appear or vanish (the live end may have moved)
 
     def _predict(self, key: tuple[int, str], folder: Folder) -> set[str] | None:
         """A camera's newest folder changed: look for the segments a recorder writes next and deletes first by name
@@ -212,6 +213,7 @@ class Reconciler(IndexBase):
         walk(source, src.root, src.codec, rel, cameras, folders, Progress(time.monotonic(), quiet=True))
         with self._lock:
             self._folders.update(folders)
+            self.folders_version += 1
             parent = self._folders.get((source, rel.rpartition("/")[0]))
             if parent is not None and rel:
                 parent.children.add(rel.rpartition("/")[2])
@@ -234,6 +236,7 @@ class Reconciler(IndexBase):
             gone = [k for k in self._folders if k[0] == source and (k[1] == rel or k[1].startswith(prefix) or not rel)]
             for key in gone:
                 folder = self._folders.pop(key)
+                self.folders_version += 1
                 for camera_id in folder.cameras:
                     cam = self._cameras.get(camera_id)
                     if cam is None:

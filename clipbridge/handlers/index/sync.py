@@ -84,6 +84,7 @@ class RecordingsIndex(Reconciler):
                 hold_point("walk_before_ready")
             with self._sync, self._lock:  # not in the middle of a reconcile or poll pass
                 self._cameras, self._folders = cameras, folders
+                self.folders_version += 1
                 self.status.walks += 1
                 self.status.state = "ready"
                 self.status.seconds = time.monotonic() - started
