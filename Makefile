@@ -74,7 +74,7 @@ soak: $(STAMP) deps-system
 chaos: $(STAMP) deps-system
 	CHAOS_SECONDS=300 $(PY) -m pytest tests/test_scaleout_faults.py -k chaos
 
-# Benchmarks (never part of make test): about 4 minutes on 2 cores; bench/results/<date>.json and a table on stdout,
+# Benchmarks (never part of make test): about 11 minutes on 2 cores (6 of them section 6); bench/results/<date>.json and a table on stdout,
 # each figure beside the first release's (bench/results/baseline-*.json).
 bench: $(STAMP) deps-system
 	$(PY) -m pip install --quiet py-spy pyinstrument  # profilers for the "where the time goes" tables
