@@ -15,6 +15,7 @@ from clipbridge.config import RecordingsConfig, SourceConfig
 from clipbridge.handlers.index import RecordingsIndex
 from clipbridge.handlers.index.names import NameCodec, to_us
 from clipbridge.handlers.layout import Layout
+from clipbridge.handlers.watcher import watch_mode
 
 T = datetime(2025, 8, 29, 14, 58, 40, tzinfo=UTC)  # segments cross 15:00: Frigate starts a new hour folder
 LAYOUTS = {
@@ -231,3 +232,31 @@ def test_polling_finds_the_next_segment_by_name_where_names_are_to_the_second(tm
     fresh = make_index(tree.root, tree.layout.pattern)
     fresh.scan()
     assert contents(index) == contents(fresh)
+
+
+MOUNTS = """\
+/dev/vda1 / ext4 rw,relatime 0 0
+nas:/export/nvr /mnt/nvr nfs4 rw,relatime,vers=4.2 0 0
+//nas/cams /mnt/smb cifs rw,relatime 0 0
+sshfs#me@host: /mnt/fuse fuse.sshfs rw 0 0
+tmpfs /mnt/nvr/cache tmpfs rw 0 0
+/dev/vdb1 /mnt/with\\040space ext4 rw 0 0
+"""
+
+
+@pytest.mark.parametrize(
+    ("setting", "path", "mode"),
+    [
+        ("auto", "/srv/recordings", "events"),
+        ("auto", "/mnt/nvr/camera1", "poll"),
+        ("auto", "/mnt/smb", "poll"),
+        ("auto", "/mnt/fuse/x", "poll"),
+        ("auto", "/mnt/nvr/cache/x", "events"),  # the longest mount point wins
+        ("auto", "/mnt/nvrx", "events"),  # a prefix of the name is not the mount
+        ("auto", "/mnt/with space/rec", "events"),
+        ("events", "/mnt/nvr", "events"),
+        ("poll", "/srv/recordings", "poll"),
+    ],
+)
+def test_watch_auto_polls_network_and_fuse_mounts(setting, path, mode):
+    assert watch_mode(setting, Path(path), MOUNTS) == mode
