@@ -154,6 +154,10 @@ def test_the_list_shows_the_clip_with_its_snapshot_and_the_clip_plays_and_seeks(
     page.wait_for_function("window.seekedTo !== undefined")
     assert abs(page.evaluate("window.seekedTo") - 13) < 0.5
     expect(bar.locator(".incident")).to_have_count(1)
+    # Seen, not only present: the marker is the topmost element at its place on the bar (above the clip's span).
+    on_top = """m => { const r = m.getBoundingClientRect();
+                       return document.elementFromPoint(r.left + r.width / 2, r.top + r.height / 2) === m; }"""
+    assert bar.locator(".incident").evaluate(on_top)
     signed = re.escape(clip["download_url"].split("?")[0]) + r"\?exp=\d+&sig=[0-9a-f]+"  # signed anew per answer
     expect(page.locator("a", has_text="Download")).to_have_attribute("href", re.compile(signed))
     expect(page.locator(".annotations a")).to_have_text(["JSON", "YAML", "TXT"])
