@@ -260,3 +260,24 @@ tmpfs /mnt/nvr/cache tmpfs rw 0 0
 )
 def test_watch_auto_polls_network_and_fuse_mounts(setting, path, mode):
     assert watch_mode(setting, Path(path), MOUNTS) == mode
+
+
+def test_a_guess_that_misses_is_listed_by_a_hurried_poll_and_by_the_reconcile(tmp_path):
+    # A recorder restarting leaves a hole: its next name is not one segment length on. The plain poll does not find
+    # it by name; a poll for a camera with waiting jobs lists the folder, and so does the reconcile.
+    tree = Tree(tmp_path / "rec", LAYOUTS["seed"])
+    for i in range(30):
+        tree.write("cam1", i)
+    age_folders(tree.root)
+    index = make_index(tree.root, tree.layout.pattern)
+    index.scan()
+    index.poll([0])
+    tree.write("cam1", 42)  # 60 s after the newest
+    index.poll([0])
+    assert len(index.segments("cam1")) == 30 and index.folders_listed == 0
+    assert index.poll([0], {"cam1"}) == {"cam1"}
+    assert len(index.segments("cam1")) == 31 and index.folders_listed == 1
+    tree.write("cam1", 50)
+    index.poll([0])
+    assert index.reconcile() == {"cam1"}
+    assert [s.start for s in index.segments("cam1")][-2:] == [T + timedelta(seconds=5 * 42), T + timedelta(seconds=250)]

@@ -183,8 +183,10 @@ class RecordingsIndex(Reconciler):
             for key in sorted(keys, key=lambda k: k[1].count("/")):  # parents first
                 folder = self._folders.get(key)
                 mtime = mtime_of(self._path(key))
-                if folder is None or mtime == folder.mtime_ns or mtime == folder.polled_ns:
+                if folder is None or mtime == folder.mtime_ns:
                     continue
+                if cameras is None and mtime == folder.polled_ns:
+                    continue  # looked at by name already; a hurried poll (cameras given) lists it
                 if mtime is not None and cameras is None and (changed := self._predict(key, folder)) is not None:
                     folder.polled_ns = mtime  # listed by the next reconcile (or a hurried poll)
                     touched |= changed
