@@ -1,7 +1,9 @@
-"""The one fault seam, for the reliability tests: freeze the service at a named point so a test can kill -9 it there.
+"""The fault seams, for the tests: freeze the service at a named point so a test can kill -9 it there, or hold it at
+one until the test lets it go on.
 
-Set CLIPBRIDGE_TEST_PAUSE_AT to one of POINTS. Unset (always, outside those tests) a pause point is one dictionary
-lookup. The process freezes as a whole-service stall would; nothing else changes.
+Set CLIPBRIDGE_TEST_PAUSE_AT to one of POINTS (frozen for good), or CLIPBRIDGE_TEST_HOLD_AT to one of HOLDS and
+CLIPBRIDGE_TEST_RELEASE to a FIFO the test opens to release it. Unset (always, outside those tests) a point is one
+dictionary lookup. The process stalls as a slow service would; nothing else changes.
 """
 
 from __future__ import annotations

@@ -96,6 +96,3 @@ class CameraSegments:
         """Positions [a, b) of the segments starting in [lo_us, hi_us)."""
         a = bisect.bisect_left(self.starts, lo_us)
         return a, bisect.bisect_left(self.starts, hi_us, a)
-
-    def odd_in(self, a: int, b: int) -> bool:
-        return bool(self.odd) and any(us in self.odd for us in set(self.starts[a:b]))

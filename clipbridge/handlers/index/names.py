@@ -57,7 +57,6 @@ class NameCodec:
         self.predictable = self.exact and self._has_s and not self._has_f
         self._pieces = [p for p in re.split(f"({_TOKEN.pattern})", layout.pattern) if p]
         folder = layout.pattern.rpartition("/")[0]
-        self.folder_depth = folder.count("/") + 1 if folder else 0
         self.folder_has_time = any(t.startswith("%") and t != "%%" for t in _TOKEN.findall(folder))
         self._folder_regex = _folder_regex(folder) if self.folder_has_time else None
         self._hours: dict[tuple[str, ...], tuple[int, bool] | None] = {}
