@@ -13,7 +13,7 @@ from bench.common import summary
 from clipbridge.config import load_config
 from clipbridge.handlers.index import RecordingsIndex
 from clipbridge.handlers.replies import GapOut
-from clipbridge.handlers.timeline import coverage, usual_spacing
+from clipbridge.handlers.timeline import by_name
 from clipbridge.http.coverage import SpanOut, Timeline
 from clipbridge.model import iso
 from tests.conftest import SEED_LAYOUT, config_env
@@ -38,8 +38,7 @@ def _tree(root: Path, days: int) -> int:
 def _answer(index: RecordingsIndex, start: datetime, end: datetime) -> str:
     segments = index.candidates("camtl", start, end)
     starts = [s.start for s in segments]
-    spans, gaps = coverage(starts, [None] * len(starts), start=start, end=end, tolerance=0.5,
-                           spacing=usual_spacing(starts))  # fmt: skip
+    spans, gaps = by_name(starts, start=start, end=end, tolerance=0.5)
     return Timeline(
         camera_id="camtl", start=iso(start), end=iso(end), segments=len(segments),
         spans=[SpanOut(start=iso(s.start), end=iso(s.end)) for s in spans],

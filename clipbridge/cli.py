@@ -22,7 +22,7 @@ from clipbridge.handlers.incident import IncidentIn, incident_window, resolve_ca
 from clipbridge.handlers.index import RecordingsIndex
 from clipbridge.handlers.planner import Footage, plan_clip
 from clipbridge.handlers.replies import FileLinks, result_for
-from clipbridge.handlers.timeline import coverage, usual_spacing
+from clipbridge.handlers.timeline import by_name, usual_spacing
 from clipbridge.logs import setup_logging
 from clipbridge.model import Job, Window, iso
 
@@ -154,8 +154,7 @@ def _index(config: Config, probe: bool) -> int:
                 last_end = None
             starts = index.starts(camera_id)
             until = last_end or starts[-1] + timedelta(seconds=usual_spacing(starts))
-            _, gaps = coverage(starts, [None] * len(starts), start=starts[0], end=until, tolerance=tolerance,
-                               spacing=usual_spacing(starts))  # fmt: skip
+            _, gaps = by_name(starts, start=starts[0], end=until, tolerance=tolerance)
             row |= {"last_end": iso(last_end) if last_end else None,
                     "gaps": [{"start": iso(g.start), "end": iso(g.end), "reason": g.reason} for g in gaps]}  # fmt: skip
         cameras.append(row)

@@ -54,6 +54,17 @@ def age_folders(root: Path) -> None:
         os.utime(folder, (old, old))
 
 
+def one_camera(tmp_path: Path, layout: str) -> tuple[Tree, RecordingsIndex]:
+    """cam1 with 30 segments in an aged tree, and its index walked."""
+    tree = Tree(tmp_path / "rec", LAYOUTS[layout])
+    for i in range(30):
+        tree.write("cam1", i)
+    age_folders(tree.root)
+    index = make_index(tree.root, tree.layout.pattern)
+    index.scan()
+    return tree, index
+
+
 # Each case changes the tree and returns the paths a file-system event would report.
 def add(tree: Tree) -> list[Path]:
     return [tree.write("cam1", 30)]
@@ -217,12 +228,7 @@ def test_frigate_hour_folders_cover_their_hour_in_the_layout_time_zone():
 def test_polling_finds_the_next_segment_by_name_where_names_are_to_the_second(tmp_path, layout, listed):
     # 5,000 names in a folder cost milliseconds to list on every new segment; a name to the second can be guessed
     # from the last one and the segment length (a few stats). Names to the microsecond cannot: that folder is listed.
-    tree = Tree(tmp_path / "rec", LAYOUTS[layout])
-    for i in range(30):
-        tree.write("cam1", i)
-    age_folders(tree.root)
-    index = make_index(tree.root, tree.layout.pattern)
-    index.scan()
+    tree, index = one_camera(tmp_path, layout)
     index.poll([0])
     tree.write("cam1", 30)
     if layout != "frigate":  # Frigate's oldest is in an older hour's folder, which the reconcile looks at
@@ -265,12 +271,7 @@ def test_watch_auto_polls_network_and_fuse_mounts(setting, path, mode):
 def test_a_guess_that_misses_is_listed_by_a_hurried_poll_and_by_the_reconcile(tmp_path):
     # A recorder restarting leaves a hole: its next name is not one segment length on. The plain poll does not find
     # it by name; a poll for a camera with waiting jobs lists the folder, and so does the reconcile.
-    tree = Tree(tmp_path / "rec", LAYOUTS["seed"])
-    for i in range(30):
-        tree.write("cam1", i)
-    age_folders(tree.root)
-    index = make_index(tree.root, tree.layout.pattern)
-    index.scan()
+    tree, index = one_camera(tmp_path, "seed")
     index.poll([0])
     tree.write("cam1", 42)  # 60 s after the newest
     index.poll([0])

@@ -58,6 +58,8 @@ def test_an_incident_during_the_start_up_walk_waits_for_it_and_completes(start_s
     )
     health = httpx.get(f"{service.base_url}/health", timeout=10)
     assert health.status_code == 200 and health.json()["components"]["index"]["state"] == "scanning"
+    early = httpx.get(f"{service.base_url}/cameras/camera1/timeline", timeout=10)
+    assert early.status_code == 503 and early.json()["error"]["code"] == "index_scanning"
     client = TestClient(broker.port, subscribe=[f"{prefix}/during"])
     event = {"camera_id": "camera1", "timestamp": "2025-08-29T14:30:15Z", "pre_seconds": 5, "post_seconds": 5}
     client.publish(f"{prefix}/clips/requests", event, response_topic=f"{prefix}/during")

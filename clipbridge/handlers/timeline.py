@@ -64,3 +64,10 @@ def coverage(
     if end - cursor > slack:
         gaps.append(Gap(cursor, end, "missing"))
     return spans, gaps
+
+
+def by_name(starts: Sequence[datetime], *, start: datetime, end: datetime, tolerance: float
+            ) -> tuple[list[Span], list[Gap]]:  # fmt: skip
+    """`coverage` from the segments' starts alone (no file opened): each ends at the next or after the usual spacing."""
+    return coverage(starts, [None] * len(starts), start=start, end=end, tolerance=tolerance,
+                    spacing=usual_spacing(starts))  # fmt: skip

@@ -16,7 +16,7 @@ from clipbridge.errors import ClipError
 from clipbridge.handlers.clipper import Clipper
 from clipbridge.handlers.incident import parse_timestamp
 from clipbridge.handlers.replies import GapOut
-from clipbridge.handlers.timeline import coverage, usual_spacing
+from clipbridge.handlers.timeline import by_name
 from clipbridge.http.deps import Parts, PartsDep
 from clipbridge.http.models import ERRORS
 from clipbridge.model import Job, Window, iso
@@ -62,11 +62,9 @@ Instant = Annotated[str | None, Query(description="ISO-8601 (naive: the camera's
 
 def _range(parts: Parts, camera_id: str, start: str | None, end: str | None, duration: float | None,
            default: timedelta) -> tuple[datetime, datetime]:  # fmt: skip
-    if not parts.index.has_camera(camera_id) and not parts.index.ready:
-        raise ClipError(
-            "index_scanning", "the recordings index is still being built at start-up; retry in a few seconds"
-        )
     if not parts.index.has_camera(camera_id):
+        if not parts.index.ready:
+            raise ClipError("index_scanning", "the recordings index is still being built at start-up; retry shortly")
         raise ClipError("unknown_camera", f"no recordings are known for camera {camera_id[:80]!r}")
     zone = parts.index.timezone_of(camera_id)
     if duration is not None and not (0 < duration < 1e7):
@@ -97,9 +95,7 @@ async def timeline(
         raise ClipError("window_too_long", "a timeline covers at most 31 days; ask for a shorter range")
     segments = parts.index.candidates(camera_id, begin, until)
     starts = [s.start for s in segments]
-    spans, gaps = coverage(starts, [None] * len(starts), start=begin, end=until,
-                           tolerance=parts.config.recordings.gap_tolerance_seconds,
-                           spacing=usual_spacing(starts))  # fmt: skip
+    spans, gaps = by_name(starts, start=begin, end=until, tolerance=parts.config.recordings.gap_tolerance_seconds)
     return Timeline(
         camera_id=camera_id,
         start=iso(begin),
